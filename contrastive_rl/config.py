@@ -1,0 +1,217 @@
+"""The one configuration of a run: the original's defaults, named presets, validation.
+
+Every field is a command-line flag (``crl train --batch_size 128``); its ``help`` metadata is the
+flag's help text. Defaults are those of the original ``ContrastiveConfig`` and launcher
+(Eysenbach et al., 2022), so ``Config()`` with an algorithm preset is the paper's setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot run; the message names the field and the valid choices."""
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class Config:
+    # -- what to run ----------------------------------------------------------------------------
+    env: str = _f("point_FourRooms", "environment name (see `crl list`)")
+    alg: str = _f("contrastive_nce", "algorithm (see `crl list`)")
+    seed: int = _f(0, "seed of every random draw of the run")
+    steps: int = _f(1_000_000, "budget in environment steps (rounded up to whole iterations)")
+
+    # -- collection and the update-to-data ratio -----------------------------------------------
+    num_envs: int = _f(32, "parallel environments collecting data")
+    unroll_length: int = _f(0, "env steps per env per iteration; 0 = one whole episode")
+    utd: float = _f(1.0, "gradient steps per environment step (update-to-data ratio)")
+    min_replay_size: int = _f(10_000, "transitions collected with random actions before learning")
+    max_replay_size: int = _f(1_000_000, "replay capacity in transitions (whole episodes, FIFO)")
+    use_random_actor: bool = _f(
+        True, "uniform random actions until min_replay_size (else the initial policy)"
+    )
+
+    # -- learner ------------------------------------------------------------------------------
+    batch_size: int = _f(256, "transitions per gradient step (also the contrastive batch)")
+    learning_rate: float = _f(3e-4, "critic Adam learning rate")
+    actor_learning_rate: float = _f(3e-4, "actor Adam learning rate")
+    adam_eps: float = _f(1e-7, "Adam epsilon of actor and critic (the original's 1e-7)")
+    discount: float = _f(0.99, "discount: the future-goal distribution and the TD losses")
+    tau: float = _f(0.005, "Polyak rate of the target critic (TD losses only)")
+    entropy_coefficient: float | None = _f(
+        0.0, "fixed entropy coefficient alpha; 'auto' learns it (target_entropy)"
+    )
+    target_entropy: float = _f(0.0, "target entropy of the adaptive alpha (the original's 0)")
+    hidden_layer_sizes: tuple[int, ...] = _f((256, 256), "hidden sizes of actor and critic MLPs")
+    repr_dim: int = _f(64, "size of the representations phi(s,a) and psi(g)")
+    repr_norm: bool = _f(False, "L2-normalise representations, learned temperature")
+    layer_norm: bool = _f(False, "layer norm before every hidden ReLU of the critic encoders")
+    twin_q: bool = _f(False, "two independent critics (min for the actor)")
+    random_goals: float = _f(0.5, "actor goals: 0 relabelled, 0.5 both halves, 1 shuffled")
+    bc_coef: float = _f(0.0, "weight of the behaviour-cloning term in the actor loss, in [0,1]")
+
+    # -- evaluation, logging, checkpoints ------------------------------------------------------
+    eval_every: int = _f(50_000, "environment steps between evaluations")
+    eval_episodes: int = _f(200, "episodes per evaluation (deterministic policy, fresh goals)")
+    checkpoint_every_s: float = _f(300.0, "seconds between checkpoints (and one at the end)")
+    run_dir: str = _f("", "run directory; default runs/<env>-<alg>-s<seed>")
+    preset: str = _f("paper", "named preset applied before flags (see PRESETS)")
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    @property
+    def adaptive_entropy(self) -> bool:
+        return self.entropy_coefficient is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+# The original launcher's per-algorithm settings (lp_contrastive.py).
+ALGORITHM_PRESETS: dict[str, dict[str, Any]] = {
+    "contrastive_nce": {},
+    "contrastive_cpc": {},
+    "c_learning": {"twin_q": True},
+    "nce+c_learning": {"twin_q": True},
+    "gcbc": {},
+}
+
+# Named presets, applied after the algorithm preset and before explicit flags.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The original's defaults: nothing to change.
+    "paper": {},
+    # The CPU quick check: `./run.sh`, contrastive_nce on point_FourRooms in about ten minutes
+    # on a 2-core machine. Chosen by measurement (README, "Quick check").
+    "quick": {
+        "steps": 150_000,
+        "learning_rate": 1e-3,
+        "actor_learning_rate": 1e-3,
+        "min_replay_size": 10_000,
+        "eval_every": 10_000,
+    },
+    # The original's --debug: a smoke test of the installation.
+    "debug": {
+        "steps": 10_000,
+        "min_replay_size": 2_000,
+        "batch_size": 32,
+        "hidden_layer_sizes": (32, 32),
+        "eval_every": 5_000,
+        "eval_episodes": 100,
+    },
+}
+
+
+def closest(name: str, choices: list[str]) -> str:
+    """' (did you mean X?)' for a near miss, else ''."""
+    match = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def validate(c: Config) -> None:
+    """Refuse values that cannot run, before anything is built or written."""
+    from contrastive_rl.envs import ENV_NAMES, PLANNED  # late: envs import nothing from here
+
+    if c.env in PLANNED:
+        raise ConfigError(
+            f"environment {c.env!r} is not available yet ({PLANNED[c.env]}); "
+            f"available now: {', '.join(ENV_NAMES)}"
+        )
+    if c.env not in ENV_NAMES:
+        raise ConfigError(
+            f"unknown environment {c.env!r}{closest(c.env, ENV_NAMES)}; "
+            f"valid choices: {', '.join(ENV_NAMES)}"
+        )
+    if c.alg not in ALGORITHM_PRESETS:
+        algs = list(ALGORITHM_PRESETS)
+        raise ConfigError(
+            f"unknown algorithm {c.alg!r}{closest(c.alg, algs)}; valid choices: {', '.join(algs)}"
+        )
+    if c.preset not in PRESETS:
+        raise ConfigError(
+            f"unknown preset {c.preset!r}{closest(c.preset, list(PRESETS))}; "
+            f"valid choices: {', '.join(PRESETS)}"
+        )
+    positive = [
+        "steps", "num_envs", "batch_size", "repr_dim", "eval_every", "eval_episodes",
+        "max_replay_size",
+    ]
+    for name in positive:
+        if getattr(c, name) <= 0:
+            raise ConfigError(f"{name} must be positive, got {getattr(c, name)}")
+    for name in ["learning_rate", "actor_learning_rate", "adam_eps", "checkpoint_every_s"]:
+        if not getattr(c, name) > 0:
+            raise ConfigError(f"{name} must be positive, got {getattr(c, name)}")
+    if c.unroll_length < 0:
+        raise ConfigError(f"unroll_length must be >= 0 (0 = whole episodes), got {c.unroll_length}")
+    if c.min_replay_size < 0:
+        raise ConfigError(f"min_replay_size must be >= 0, got {c.min_replay_size}")
+    if not (c.utd > 0 and math.isfinite(c.utd)):
+        raise ConfigError(f"utd (gradient steps per env step) must be positive, got {c.utd}")
+    if not 0.0 <= c.discount < 1.0:
+        raise ConfigError(f"discount must be in [0, 1), got {c.discount}")
+    if not 0.0 < c.tau <= 1.0:
+        raise ConfigError(f"tau must be in (0, 1], got {c.tau}")
+    if c.random_goals not in (0.0, 0.5, 1.0):
+        raise ConfigError(f"random_goals must be one of 0, 0.5, 1, got {c.random_goals}")
+    if not 0.0 <= c.bc_coef <= 1.0:
+        raise ConfigError(f"bc_coef must be in [0, 1], got {c.bc_coef}")
+    if c.entropy_coefficient is not None and c.entropy_coefficient < 0:
+        raise ConfigError(f"entropy_coefficient must be >= 0 or 'auto', got {c.entropy_coefficient}")
+    if c.entropy_coefficient is not None and c.target_entropy != 0.0:
+        raise ConfigError(
+            "target_entropy only applies to a learned alpha: set entropy_coefficient=auto "
+            f"or leave target_entropy at 0 (got {c.target_entropy})"
+        )
+    if not c.hidden_layer_sizes or any(h <= 0 for h in c.hidden_layer_sizes):
+        raise ConfigError(f"hidden_layer_sizes must be positive sizes, got {c.hidden_layer_sizes}")
+    if c.alg in ("c_learning", "nce+c_learning") and not c.twin_q:
+        raise ConfigError(f"{c.alg} needs twin critics (twin_q=True), as in the original")
+    if c.batch_size < 2:
+        raise ConfigError(f"batch_size must be at least 2 (negatives), got {c.batch_size}")
+    if c.batch_size > c.max_replay_size:
+        raise ConfigError(
+            f"batch_size ({c.batch_size}) is larger than the replay capacity "
+            f"max_replay_size ({c.max_replay_size})"
+        )
+    if c.min_replay_size > c.max_replay_size:
+        raise ConfigError(
+            f"min_replay_size ({c.min_replay_size}) exceeds max_replay_size ({c.max_replay_size})"
+        )
+
+
+def make_config(
+    env: str = "point_FourRooms",
+    alg: str = "contrastive_nce",
+    preset: str = "paper",
+    **overrides: Any,
+) -> Config:
+    """Resolve a config: defaults, then the algorithm's preset, the named preset, the overrides.
+
+    Raises:
+        ConfigError: for an unknown name or field, or a value that cannot run.
+    """
+    unknown = [k for k in overrides if k not in FIELDS]
+    if unknown:
+        k = unknown[0]
+        raise ConfigError(f"unknown config field {k!r}{closest(k, list(FIELDS))}")
+    if alg not in ALGORITHM_PRESETS:
+        Config(env=env, alg=alg)  # raises with the list of choices
+    if preset not in PRESETS:
+        Config(env=env, alg=alg, preset=preset)  # raises with the list of choices
+    values: dict[str, Any] = {"env": env, "alg": alg, "preset": preset}
+    values.update(ALGORITHM_PRESETS[alg])
+    values.update(PRESETS[preset])
+    values.update(overrides)
+    return Config(**values)
