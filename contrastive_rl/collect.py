@@ -1,0 +1,102 @@
+"""Collection from JAX environments inside the jit-compiled loop.
+
+``num_envs`` environments step in lockstep (every episode has the same fixed length), so they
+all finish together; finished episodes go to the replay whole, and every environment is reset
+with a fresh goal and start (never a cached first state).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from contrastive_rl.envs.base import EnvState, JaxEnv
+from contrastive_rl.networks import Networks, mode, sample_action
+from contrastive_rl.replay import EpisodeReplay, ReplayState
+
+
+@struct.dataclass
+class CollectorState:
+    envs: EnvState  # leaves [N, ...]
+    states: jax.Array  # [N, T + 1, state_dim], the episodes being written
+    actions: jax.Array  # [N, T, action_dim]
+    reached: jax.Array  # [N] bool, goal reached at some step of the current episode
+
+
+def policy_action(
+    nets: Networks, actor_params: Any, state: jax.Array, goal: jax.Array, key: jax.Array,
+    how: str,
+) -> jax.Array:
+    """Actions for a batch: 'sample' (training), 'mode' (evaluation) or 'random' (warm-up)."""
+    if how == "random":
+        shape = (state.shape[0], nets.spec.action_dim)
+        return jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)
+    loc, scale = nets.actor.apply(actor_params, state, goal)
+    return mode(loc) if how == "mode" else sample_action(loc, scale, key)
+
+
+@dataclass(frozen=True)
+class JaxCollector:
+    env: JaxEnv
+    nets: Networks
+    replay: EpisodeReplay
+    num_envs: int
+
+    def reset_envs(self, key: jax.Array) -> EnvState:
+        return jax.vmap(self.env.reset)(jax.random.split(key, self.num_envs))
+
+    def init(self, key: jax.Array) -> CollectorState:
+        spec, n = self.env.spec, self.num_envs
+        t = spec.episode_length
+        return CollectorState(
+            envs=self.reset_envs(key),
+            states=jnp.zeros((n, t + 1, spec.state_dim), jnp.dtype(spec.obs_dtype)),
+            actions=jnp.zeros((n, t, spec.action_dim), jnp.float32),
+            reached=jnp.zeros((n,), bool),
+        )
+
+    def rollout(
+        self,
+        collector: CollectorState,
+        replay: ReplayState,
+        actor_params: Any,
+        key: jax.Array,
+        num_steps: int,
+        how: str,
+    ) -> tuple[CollectorState, ReplayState, dict[str, jax.Array]]:
+        """``num_steps`` steps of every env; ``num_steps`` divides the episode length."""
+        t_max = self.env.spec.episode_length
+        step_key, reset_key = jax.random.split(key)
+
+        def one_step(c: CollectorState, k: jax.Array) -> tuple[CollectorState, None]:
+            act_key, env_key = jax.random.split(k)
+            t = c.envs.t[0]  # lockstep: every env is at the same time
+            action = policy_action(self.nets, actor_params, c.envs.state, c.envs.goal, act_key, how)
+            envs = jax.vmap(self.env.step)(c.envs, action, jax.random.split(env_key, self.num_envs))
+            return c.replace(
+                envs=envs,
+                states=c.states.at[:, t].set(c.envs.state.astype(c.states.dtype)),
+                actions=c.actions.at[:, t].set(action),
+                reached=c.reached | jax.vmap(self.env.success)(envs),
+            ), None
+
+        collector, _ = jax.lax.scan(one_step, collector, jax.random.split(step_key, num_steps))
+
+        def finish_episodes(args):
+            c, r = args
+            states = c.states.at[:, t_max].set(c.envs.state.astype(c.states.dtype))
+            r = self.replay.insert(r, states, c.actions)
+            stats = {"episodes": jnp.float32(self.num_envs), "successes": c.reached.sum(dtype=jnp.float32)}
+            c = c.replace(states=states, envs=self.reset_envs(reset_key), reached=jnp.zeros_like(c.reached))
+            return c, r, stats
+
+        def keep_going(args):
+            c, r = args
+            return c, r, {"episodes": jnp.float32(0), "successes": jnp.float32(0)}
+
+        done = collector.envs.t[0] == t_max
+        return jax.lax.cond(done, finish_episodes, keep_going, (collector, replay))
