@@ -53,7 +53,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     for name, f in FIELDS.items():
         names = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
         kwargs: dict[str, Any] = {
-            "dest": name, "default": argparse.SUPPRESS, "type": PARSERS[str(f.type)],
+            "dest": name,
+            "default": argparse.SUPPRESS,
+            "type": PARSERS[str(f.type)],
             "help": f"{f.metadata['help']} (default: {f.default})",
         }
         if f.type == "bool":
@@ -91,18 +93,16 @@ def command_train(args: argparse.Namespace) -> int:
     if args.resume:
         if overrides or args.overwrite:
             given = ", ".join(f"--{k}" for k in overrides) or "--overwrite"
-            raise ConfigError(
-                f"--resume continues a run with its saved config; remove {given}"
-            )
+            raise ConfigError(f"--resume continues a run with its saved config; remove {given}")
         path = args.resume
         config = rundir.load_config(path)
-        rundir.prepare(path, config, resume=True, overwrite=False)
+        resume = rundir.prepare(path, config, resume=True, overwrite=False).resume
     else:
         config = make_config(**overrides)
         path = config.run_dir or rundir.default_run_dir(config)
-        rundir.prepare(path, config, resume=False, overwrite=args.overwrite)
+        resume = rundir.prepare(path, config, resume=False, overwrite=args.overwrite).resume
     print(f"run directory: {path}", file=sys.stderr)
-    result = Run(config, path, resume=bool(args.resume), progress_bar=not args.no_progress).run()
+    result = Run(config, path, resume=resume, progress_bar=not args.no_progress).run()
     print(json.dumps({"run_dir": path, **result}, indent=1))
     return 0
 
@@ -149,4 +149,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

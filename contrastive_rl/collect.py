@@ -28,7 +28,11 @@ class CollectorState:
 
 
 def policy_action(
-    nets: Networks, actor_params: Any, state: jax.Array, goal: jax.Array, key: jax.Array,
+    nets: Networks,
+    actor_params: Any,
+    state: jax.Array,
+    goal: jax.Array,
+    key: jax.Array,
     how: str,
 ) -> jax.Array:
     """Actions for a batch: 'sample' (training), 'mode' (evaluation) or 'random' (warm-up)."""
@@ -90,8 +94,13 @@ class JaxCollector:
             c, r = args
             states = c.states.at[:, t_max].set(c.envs.state.astype(c.states.dtype))
             r = self.replay.insert(r, states, c.actions)
-            stats = {"episodes": jnp.float32(self.num_envs), "successes": c.reached.sum(dtype=jnp.float32)}
-            c = c.replace(states=states, envs=self.reset_envs(reset_key), reached=jnp.zeros_like(c.reached))
+            stats = {
+                "episodes": jnp.float32(self.num_envs),
+                "successes": c.reached.sum(dtype=jnp.float32),
+            }
+            c = c.replace(
+                states=states, envs=self.reset_envs(reset_key), reached=jnp.zeros_like(c.reached)
+            )
             return c, r, stats
 
         def keep_going(args):

@@ -144,7 +144,12 @@ def validate(c: Config) -> None:
             f"valid choices: {', '.join(PRESETS)}"
         )
     positive = [
-        "steps", "num_envs", "batch_size", "repr_dim", "eval_every", "eval_episodes",
+        "steps",
+        "num_envs",
+        "batch_size",
+        "repr_dim",
+        "eval_every",
+        "eval_episodes",
         "max_replay_size",
     ]
     for name in positive:
@@ -168,7 +173,9 @@ def validate(c: Config) -> None:
     if not 0.0 <= c.bc_coef <= 1.0:
         raise ConfigError(f"bc_coef must be in [0, 1], got {c.bc_coef}")
     if c.entropy_coefficient is not None and c.entropy_coefficient < 0:
-        raise ConfigError(f"entropy_coefficient must be >= 0 or 'auto', got {c.entropy_coefficient}")
+        raise ConfigError(
+            f"entropy_coefficient must be >= 0 or 'auto', got {c.entropy_coefficient}"
+        )
     if c.entropy_coefficient is not None and c.target_entropy != 0.0:
         raise ConfigError(
             "target_entropy only applies to a learned alpha: set entropy_coefficient=auto "

@@ -39,8 +39,10 @@ class EpisodeReplay:
     discount: float
 
     @classmethod
-    def for_transitions(cls, spec: EnvSpec, max_transitions: int, discount: float, min_episodes: int):
-        """Capacity as the original: ``max_transitions // (T + 1)`` episodes, at least ``min_episodes``."""
+    def for_transitions(
+        cls, spec: EnvSpec, max_transitions: int, discount: float, min_episodes: int
+    ):
+        """Capacity as the original: ``max_transitions // (T + 1)`` episodes (or more)."""
         capacity = max(max_transitions // (spec.episode_length + 1), min_episodes)
         return cls(spec=spec, capacity=capacity, discount=discount)
 

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from contrastive_rl import checkpoint, rundir
 from contrastive_rl.config import Config
-from contrastive_rl.train import LoopState, Trainer
+from contrastive_rl.train import Trainer
 
 
 @dataclass
@@ -73,14 +73,14 @@ class StopRequest:
 
 
 class Run:
-    """One training run in its directory; ``run()`` trains to the budget and returns the last eval."""
+    """One training run in its directory; ``run()`` trains to the budget, returns the last eval."""
 
     def __init__(self, config: Config, path: str, resume: bool = False, progress_bar: bool = True):
         self.trainer = Trainer(config)
         self.config = config
         self.path = path
         self.progress_bar = progress_bar
-        self.checkpoint_dir = f"{path}/checkpoint"
+        self.checkpoint_dir = path  # checkpoint.msgpack/.json beside config.json
         self.state = self.trainer.init()
         self.progress = Progress(next_eval=config.eval_every)
         if resume and checkpoint.has_checkpoint(self.checkpoint_dir):
@@ -120,13 +120,19 @@ class Run:
         self.metrics.log(record)
 
     # -- the loop -------------------------------------------------------------------------------
-    def run(self) -> dict[str, float]:
+    def run(self, stop_after_iterations: int | None = None) -> dict[str, float]:
+        """Train to the budget (or stop, with a checkpoint, after this many iterations)."""
         budget, p, config = self.trainer.budget, self.progress, self.config
         for note in budget.notes:
             print(f"note: {note}", file=sys.stderr)
         bar = tqdm(
-            total=budget.total_env_steps, initial=p.env_steps, unit="step", unit_scale=True,
-            disable=not self.progress_bar, dynamic_ncols=True, file=sys.stderr,
+            total=budget.total_env_steps,
+            initial=p.env_steps,
+            unit="step",
+            unit_scale=True,
+            disable=not self.progress_bar,
+            dynamic_ncols=True,
+            file=sys.stderr,
         )
         last_checkpoint = time.monotonic()
         pending: list[dict[str, Any]] = []
@@ -168,10 +174,16 @@ class Run:
                 if done or time.monotonic() - last_checkpoint >= config.checkpoint_every_s:
                     self.save()
                     last_checkpoint = time.monotonic()
+                if stop_after_iterations is not None:
+                    stop_after_iterations -= 1
+                    stop.requested |= stop_after_iterations <= 0
             if stop.requested and not p.env_steps >= budget.total_env_steps:
                 self.save()
-                print(f"stopped at {p.env_steps} env steps; continue with "
-                      f"`crl train --resume {self.path}`", file=sys.stderr)
+                print(
+                    f"stopped at {p.env_steps} env steps; continue with "
+                    f"`crl train --resume {self.path}`",
+                    file=sys.stderr,
+                )
         bar.close()
         self.metrics.close()
         return self.last_eval
@@ -183,7 +195,7 @@ def evaluate_run(path: str, episodes: int | None = None) -> dict[str, float]:
     if episodes is not None:
         config = dataclasses.replace(config, eval_episodes=episodes)
     trainer = Trainer(config)
-    state, meta = checkpoint.load_checkpoint(f"{path}/checkpoint", trainer.init())
+    state, meta = checkpoint.load_checkpoint(path, trainer.init())
     env_steps = meta["progress"]["env_steps"]
     result = trainer.evaluate(state.learner.actor_params, trainer.eval_key(env_steps))
     return {"env_steps": env_steps, **{k: float(v) for k, v in jax.device_get(result).items()}}

@@ -136,8 +136,12 @@ class Trainer:
         key, rollout_key = jax.random.split(state.key)
         how = "random" if self.config.use_random_actor else "sample"
         collector, replay, _ = self.collector.rollout(
-            state.collector, state.replay, state.learner.actor_params, rollout_key,
-            self.env.spec.episode_length, how,
+            state.collector,
+            state.replay,
+            state.learner.actor_params,
+            rollout_key,
+            self.env.spec.episode_length,
+            how,
         )
         return state.replace(collector=collector, replay=replay, key=key)
 
@@ -145,7 +149,11 @@ class Trainer:
         key, rollout_key, update_key = jax.random.split(state.key, 3)
         unroll = self.config.unroll_length or self.env.spec.episode_length
         collector, replay, episode_stats = self.collector.rollout(
-            state.collector, state.replay, state.learner.actor_params, rollout_key, unroll,
+            state.collector,
+            state.replay,
+            state.learner.actor_params,
+            rollout_key,
+            unroll,
             "sample",
         )
 

@@ -37,8 +37,14 @@ def test_every_point_maze_constructs_with_the_original_layout():
 
 @pytest.mark.parametrize(
     "name, length",
-    [("point_Small", 50), ("point_FourRooms", 50), ("point_Spiral11x11", 100),
-     ("point_Maze11x11", 100), ("point_U", 50), ("point_Cross", 50)],
+    [
+        ("point_Small", 50),
+        ("point_FourRooms", 50),
+        ("point_Spiral11x11", 100),
+        ("point_Maze11x11", 100),
+        ("point_U", 50),
+        ("point_Cross", 50),
+    ],
 )
 def test_episode_lengths(name, length):
     assert make_env(name).spec.episode_length == length

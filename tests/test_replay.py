@@ -13,8 +13,16 @@ T = 10
 
 def tagged_spec(dtype="float32"):
     # state = [episode id, time, marker]; the goal is the time coordinate.
-    return EnvSpec("tagged", state_dim=3, action_dim=1, episode_length=T, goal_start=1,
-                   goal_end=2, success_threshold=0.5, obs_dtype=dtype)
+    return EnvSpec(
+        "tagged",
+        state_dim=3,
+        action_dim=1,
+        episode_length=T,
+        goal_start=1,
+        goal_end=2,
+        success_threshold=0.5,
+        obs_dtype=dtype,
+    )
 
 
 def tagged_episodes(first_id, n):

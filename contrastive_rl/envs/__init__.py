@@ -23,7 +23,11 @@ PLANNED: dict[str, str] = {
     **{
         f"offline_ant_{d}": "planned: offline datasets"
         for d in (
-            "umaze", "umaze_diverse", "medium_play", "medium_diverse", "large_play",
+            "umaze",
+            "umaze_diverse",
+            "medium_play",
+            "medium_diverse",
+            "large_play",
             "large_diverse",
         )
     },

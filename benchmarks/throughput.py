@@ -1,0 +1,116 @@
+"""Throughput of the training loop against its parts, for any environment and config.
+
+Measures, after compilation, in steady state:
+  loop      the jitted training iteration (collection + insertion + K updates with sampling)
+  collect   the collection rollout alone (same envs, same unroll, policy sampling)
+  sample+update  K updates that each sample a batch from the replay (no collection)
+  bare update    K updates on one fixed batch (no sampling, no collection)
+and prints env steps/s, gradient steps/s and the loop / bare-update ratio.
+
+    python benchmarks/throughput.py --env point_FourRooms --preset quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import jax
+
+from contrastive_rl.cli import add_config_flags
+from contrastive_rl.config import FIELDS, make_config
+from contrastive_rl.train import Trainer
+
+
+def timed(fn, repeats: int) -> float:
+    """Seconds per call, best of ``repeats`` after one warm-up call (compilation)."""
+    jax.block_until_ready(fn())
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def measure(config, repeats: int) -> list[tuple[str, float, float]]:
+    trainer = Trainer(config)
+    budget = trainer.budget
+    unroll = config.unroll_length or trainer.env.spec.episode_length
+    state = trainer.init()
+    for _ in range(budget.warmup_iterations):
+        state = trainer.warmup(state)
+    k = budget.grad_steps_per_iteration
+    learner, replay = trainer.learner, trainer.replay
+
+    holder = {"state": state}
+
+    def loop():
+        holder["state"], metrics = trainer.iteration(holder["state"])
+        return metrics
+
+    @jax.jit
+    def collect(s):
+        return trainer.collector.rollout(
+            s.collector, s.replay, s.learner.actor_params, s.key, unroll, "sample"
+        )
+
+    @jax.jit
+    def sample_update(s):
+        def one(ts, key):
+            a, b = jax.random.split(key)
+            return learner.update(ts, replay.sample(s.replay, a, config.batch_size), b)
+
+        return jax.lax.scan(one, s.learner, jax.random.split(s.key, k))
+
+    @jax.jit
+    def bare_update(s, batch):
+        def one(ts, key):
+            return learner.update(ts, batch, key)
+
+        return jax.lax.scan(one, s.learner, jax.random.split(s.key, k))
+
+    fixed = replay.sample(state.replay, jax.random.key(0), config.batch_size)
+    t_loop = timed(loop, repeats)
+    snapshot = holder["state"]
+    t_collect = timed(lambda: collect(snapshot), repeats)
+    t_sample = timed(lambda: sample_update(snapshot), repeats)
+    t_bare = timed(lambda: bare_update(snapshot, fixed), repeats)
+    steps = budget.steps_per_iteration
+    assert steps == config.num_envs * unroll
+    return [
+        ("loop", steps / t_loop, k / t_loop),
+        ("collect", steps / t_collect, 0.0),
+        ("sample+update", 0.0, k / t_sample),
+        ("bare update", 0.0, k / t_bare),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_config_flags(parser)
+    parser.add_argument("--repeats", type=int, default=3, help="timed iterations (best of)")
+    args = parser.parse_args()
+    overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
+    config = make_config(**overrides)
+    rows = measure(config, args.repeats)
+    bare = rows[-1][2]
+    print(
+        f"# {config.env} {config.alg} preset={config.preset} num_envs={config.num_envs} "
+        f"batch={config.batch_size} hidden={config.hidden_layer_sizes} utd={config.utd}"
+    )
+    print(
+        f"# {platform.machine()} {jax.devices()[0].device_kind} x{jax.device_count()}, "
+        f"jax {jax.__version__}"
+    )
+    print(f"{'part':15s} {'env steps/s':>12s} {'grad steps/s':>13s} {'grad/bare':>10s}")
+    for name, sps, gps in rows:
+        ratio = f"{gps / bare:10.2f}" if gps else f"{'':10s}"
+        sps_text = f"{sps:12.0f}" if sps else f"{'-':>12s}"
+        gps_text = f"{gps:13.1f}" if gps else f"{'-':>13s}"
+        print(f"{name:15s} {sps_text} {gps_text} {ratio}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""Critic, actor and the tanh-Gaussian policy distribution of the original (spec section 4).
+
+The critic is bilinear: ``logits[i, j] = phi(s_i, a_i) . psi(g_j)`` for every row/goal pair of a
+batch, so one call scores each row's own goal (the diagonal) against the other rows' goals (the
+negatives). The actor is an MLP with acme's ``NormalTanhDistribution`` head; its distribution is
+written out by hand below (``sample_action``, ``log_prob``, ``mode``) with acme's exact clipping
+at +-0.999 and tail masses, so no distribution library is needed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import log_ndtr
+
+from contrastive_rl.config import Config
+from contrastive_rl.envs.base import EnvSpec
+
+Initializer = Callable[..., jax.Array]
+
+# Haiku's VarianceScaling(1.0, fan_avg, uniform) and (1.0, fan_in, uniform) of the original.
+glorot_uniform: Initializer = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")
+lecun_uniform: Initializer = nn.initializers.variance_scaling(1.0, "fan_in", "uniform")
+
+MIN_SCALE = 1e-6  # the original passes min_scale=1e-6 to acme's NormalTanhDistribution
+THRESHOLD = 0.999  # acme TanhTransformedDistribution: actions are clipped to +-THRESHOLD
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+class MLP(nn.Module):
+    """Dense layers with ReLU between them; zero biases; optional LayerNorm before each ReLU."""
+
+    sizes: tuple[int, ...]
+    kernel_init: Initializer
+    activate_final: bool = False
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for i, size in enumerate(self.sizes):
+            x = nn.Dense(size, kernel_init=self.kernel_init, bias_init=nn.initializers.zeros)(x)
+            if i < len(self.sizes) - 1 or self.activate_final:
+                if self.layer_norm:
+                    x = nn.LayerNorm()(x)
+                x = nn.relu(x)
+        return x
+
+
+def _l2_normalise(x: jax.Array) -> jax.Array:
+    # Equal to x / ||x|| for ||x|| >= 1e-6. The floor only keeps an exactly-zero representation
+    # (zero input through zero biases at initialisation) from producing NaN.
+    return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), 1e-12))
+
+
+class Critic(nn.Module):
+    """Contrastive critic: ``logits[i, j, k] = phi_k(s_i, a_i) . psi_k(g_j)``, k over twins.
+
+    ``twin`` adds a second, independent pair of encoders. ``repr_norm`` L2-normalises both
+    representations and divides phi by ``exp(log_scale)``, one learned scalar (initialised to 0)
+    shared by the twins, as the original's top-level ``hk.get_parameter`` is.
+    """
+
+    hidden: tuple[int, ...]
+    repr_dim: int
+    twin: bool = False
+    repr_norm: bool = False
+    layer_norm: bool = False
+
+    def setup(self) -> None:
+        sizes = (*self.hidden, self.repr_dim)
+        n = 2 if self.twin else 1
+        self.sa_encoders = [
+            MLP(sizes, glorot_uniform, layer_norm=self.layer_norm) for _ in range(n)
+        ]
+        self.g_encoders = [MLP(sizes, glorot_uniform, layer_norm=self.layer_norm) for _ in range(n)]
+        if self.repr_norm:
+            self.log_scale = self.param("log_scale", nn.initializers.zeros, ())
+
+    def representations(
+        self, state: jax.Array, action: jax.Array, goal: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        """``(phi [B, n, repr_dim], psi [B, n, repr_dim])`` with n = 2 for twins, else 1."""
+        sa = jnp.concatenate([state, action], axis=-1)
+        phi = jnp.stack([enc(sa) for enc in self.sa_encoders], axis=-2)
+        psi = jnp.stack([enc(goal) for enc in self.g_encoders], axis=-2)
+        if self.repr_norm:
+            phi = _l2_normalise(phi) / jnp.exp(self.log_scale)
+            psi = _l2_normalise(psi)
+        return phi, psi
+
+    def __call__(self, state: jax.Array, action: jax.Array, goal: jax.Array) -> jax.Array:
+        """Logits ``[B, B, n]``: row i = (s_i, a_i), column j = goal g_j, k = critic."""
+        phi, psi = self.representations(state, action, goal)
+        return jnp.einsum("ikd,jkd->ijk", phi, psi)
+
+
+class Actor(nn.Module):
+    """Tanh-Gaussian policy parameters ``(loc, scale)`` for the observation ``[state ; goal]``."""
+
+    hidden: tuple[int, ...]
+    action_dim: int
+
+    @nn.compact
+    def __call__(self, state: jax.Array, goal: jax.Array) -> tuple[jax.Array, jax.Array]:
+        x = jnp.concatenate([state, goal], axis=-1)
+        x = MLP(tuple(self.hidden), lecun_uniform, activate_final=True, name="torso")(x)
+        zeros = nn.initializers.zeros
+        loc = nn.Dense(self.action_dim, kernel_init=lecun_uniform, bias_init=zeros, name="loc")(x)
+        pre_scale = nn.Dense(
+            self.action_dim, kernel_init=lecun_uniform, bias_init=zeros, name="scale"
+        )(x)
+        return loc, jax.nn.softplus(pre_scale) + MIN_SCALE
+
+
+# -- the tanh-Gaussian distribution (acme NormalTanhDistribution), per dimension, summed ---------
+
+
+def sample_action(loc: jax.Array, scale: jax.Array, key: jax.Array) -> jax.Array:
+    """Reparameterised sample ``tanh(loc + scale * eps)``, eps ~ N(0, I); shape of ``loc``."""
+    eps = jax.random.normal(key, loc.shape, loc.dtype)
+    return jnp.tanh(loc + scale * eps)
+
+
+def mode(loc: jax.Array) -> jax.Array:
+    """The deterministic action used for evaluation, ``tanh(loc)``."""
+    return jnp.tanh(loc)
+
+
+def _normal_log_pdf(x: jax.Array, loc: jax.Array, scale: jax.Array) -> jax.Array:
+    z = (x - loc) / scale
+    return -0.5 * z * z - jnp.log(scale) - _HALF_LOG_2PI
+
+
+def _tanh_log_det_jacobian(u: jax.Array) -> jax.Array:
+    # log(1 - tanh(u)^2) in the stable form TFP's Tanh bijector uses.
+    return 2.0 * (math.log(2.0) - u - jax.nn.softplus(-2.0 * u))
+
+
+def log_prob(loc: jax.Array, scale: jax.Array, action: jax.Array) -> jax.Array:
+    """Log density of ``action`` [..., A], summed over the last axis -> [...].
+
+    As acme's ``TanhTransformedDistribution``: the action is clipped to +-0.999; inside, the
+    change of variables ``N(atanh(a)) - log|d tanh/du|``; at the clip bounds the mass of the
+    Gaussian tail beyond ``atanh(0.999)`` spread over the last 0.001 of the interval, so data
+    actions at exactly +-1 get a finite, differentiable log-probability.
+    """
+    a = jnp.clip(action, -THRESHOLD, THRESHOLD)
+    u = jnp.arctanh(a)
+    inside = _normal_log_pdf(u, loc, scale) - _tanh_log_det_jacobian(u)
+    edge = jnp.arctanh(jnp.asarray(THRESHOLD, loc.dtype))
+    log_epsilon = math.log(1.0 - THRESHOLD)
+    left = log_ndtr((-edge - loc) / scale) - log_epsilon  # log P(u <= -edge)
+    right = log_ndtr(-(edge - loc) / scale) - log_epsilon  # log P(u >= edge)
+    per_dim = jnp.where(a <= -THRESHOLD, left, jnp.where(a >= THRESHOLD, right, inside))
+    return jnp.sum(per_dim, axis=-1)
+
+
+# -- construction --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Networks:
+    """The critic and actor modules of one run, with the environment spec they were built for."""
+
+    critic: Critic
+    actor: Actor
+    spec: EnvSpec
+
+    def critic_logits(
+        self, params: dict, state: jax.Array, action: jax.Array, goal: jax.Array
+    ) -> jax.Array:
+        """``[B, B, n]`` logits of the critic with ``params``."""
+        return self.critic.apply(params, state, action, goal)
+
+    def critic_diagonal(
+        self, params: dict, state: jax.Array, action: jax.Array, goal: jax.Array
+    ) -> jax.Array:
+        """``[B, n]``: each row's own logit ``phi(s_i, a_i) . psi(g_i)``, no B x B matrix."""
+        phi, psi = self.critic_representations(params, state, action, goal)
+        return jnp.sum(phi * psi, axis=-1)
+
+    def critic_representations(
+        self, params: dict, state: jax.Array, action: jax.Array, goal: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        """``(phi, psi)``, each ``[B, n, repr_dim]``, for diagnostics."""
+        return self.critic.apply(params, state, action, goal, method=Critic.representations)
+
+    def policy(
+        self, params: dict, state: jax.Array, goal: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        """``(loc, scale)``, each ``[B, action_dim]``."""
+        return self.actor.apply(params, state, goal)
+
+
+def make_networks(spec: EnvSpec, config: Config) -> Networks:
+    """The original's networks for ``spec`` with the sizes and options of ``config``."""
+    hidden = tuple(config.hidden_layer_sizes)
+    critic = Critic(
+        hidden=hidden,
+        repr_dim=config.repr_dim,
+        twin=config.twin_q,
+        repr_norm=config.repr_norm,
+        layer_norm=config.layer_norm,
+    )
+    return Networks(
+        critic=critic, actor=Actor(hidden=hidden, action_dim=spec.action_dim), spec=spec
+    )
+
+
+def init_params(nets: Networks, key: jax.Array) -> tuple[dict, dict]:
+    """``(actor_params, critic_params)``: flax variable dicts, built from zero dummy inputs."""
+    actor_key, critic_key = jax.random.split(key)
+    spec = nets.spec
+    state = jnp.zeros((1, spec.state_dim))
+    action = jnp.zeros((1, spec.action_dim))
+    goal = jnp.zeros((1, spec.goal_dim))
+    actor_params = nets.actor.init(actor_key, state, goal)
+    critic_params = nets.critic.init(critic_key, state, action, goal)
+    return actor_params, critic_params
+
+
+def param_count(params: Any) -> int:
+    """Number of scalars in a parameter pytree."""
+    return sum(int(x.size) for x in jax.tree.leaves(params))

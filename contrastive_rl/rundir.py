@@ -1,0 +1,579 @@
+"""The run directory of a training run: its config, its metrics, its checkpoint.
+
+Layout of a run directory::
+
+    config.json                      the resolved Config of the run (written first)
+    metrics.jsonl                    one JSON object per logged record, appended and flushed
+    metrics.csv                      the same records as CSV (header = union of all keys)
+    tb/events.out.tfevents.*         TensorBoard scalars, step = record["env_steps"]
+    checkpoint.msgpack, .json        the latest checkpoint (contrastive_rl.checkpoint)
+
+What :func:`prepare` does with an existing directory (so that nothing written is silently lost):
+
+=====================================  ===========  ============================================
+directory holds                        flags        outcome
+=====================================  ===========  ============================================
+nothing (or does not exist)            none         fresh run
+nothing                                --resume     RunDirError naming the path: nothing to resume
+a run, same config, no checkpoint      none         fresh run (its old logs are removed: a run
+                                                    that never checkpointed has nothing to keep)
+a run, same config, a checkpoint       none         RunDirError: pass --resume or --overwrite
+a run, different config                none         RunDirError listing the differing fields:
+                                                    pass --resume or --overwrite
+a run (any config)                     --resume     continue with the *directory's* config (the
+                                                    given one is ignored); ``RunDir.resume`` is
+                                                    True when there is a checkpoint to restore,
+                                                    else the run restarts from step 0 with the
+                                                    stored config and its old logs are removed
+a run, or leftover run files           --overwrite  the old run's files (config, metrics, tb/,
+                                                    checkpoint) are deleted; fresh run. Files
+                                                    this package does not write are kept.
+run files but no config.json           none         RunDirError: pass --overwrite
+=====================================  ===========  ============================================
+
+``--resume`` together with ``--overwrite`` is refused. "Same config" ignores the ``run_dir``
+field (the place, not the experiment): the stored config.json records the directory it was
+written to.
+
+Metrics: non-finite floats are written to JSONL as the strings ``"NaN"``, ``"Infinity"`` and
+``"-Infinity"`` (the file stays strict JSON, and NaN stays distinguishable from a diverged +-inf);
+:func:`read_metrics` turns them back into floats. In CSV they are ``nan``, ``inf``, ``-inf``
+(what Python's ``float()`` and pandas read). A key a record lacks is absent from its JSONL line
+and an empty CSV cell; a ``None`` value is ``null`` in JSONL and an empty CSV cell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import json
+import math
+import numbers
+import os
+import shutil
+import types
+import typing
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from contrastive_rl.checkpoint import DATA_FILE, META_FILE, atomic_write, has_checkpoint
+from contrastive_rl.config import Config, ConfigError
+
+CONFIG_FILE = "config.json"
+METRICS_JSONL = "metrics.jsonl"
+METRICS_CSV = "metrics.csv"
+TB_DIR = "tb"
+STEP_KEY = "env_steps"
+
+# Everything a run writes; --overwrite deletes exactly these (and their temporary files).
+RUN_FILES = (CONFIG_FILE, METRICS_JSONL, METRICS_CSV, DATA_FILE, META_FILE)
+LOG_FILES = (METRICS_JSONL, METRICS_CSV)
+# Ignored when comparing a stored config with a new one.
+IGNORED_FIELDS = ("run_dir",)
+
+
+class RunDirError(ValueError):
+    """A run directory that cannot be used as asked; the message says which flag to pass."""
+
+
+# -- config -----------------------------------------------------------------------------------
+
+
+def default_run_dir(config: Config) -> str:
+    """``config.run_dir``, or ``runs/<env>-<alg>-s<seed>`` when it is empty."""
+    if config.run_dir:
+        return config.run_dir
+    return os.path.join("runs", f"{config.env}-{config.alg}-s{config.seed}")
+
+
+def _config_json(config: Config) -> str:
+    return json.dumps(config.to_dict(), indent=2) + "\n"
+
+
+def _hint_allows(hint: Any, kind: type) -> bool:
+    if hint is kind or typing.get_origin(hint) is kind:
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_hint_allows(h, kind) for h in typing.get_args(hint))
+    return False
+
+
+def config_from_dict(values: Mapping[str, Any], source: str = "config") -> Config:
+    """Rebuild a Config from its ``to_dict()`` after a JSON round trip.
+
+    JSON lists become tuples for tuple-typed fields (``hidden_layer_sizes``), JSON integers become
+    floats for float-typed fields, ``null`` stays None. Fields missing from ``values`` take their
+    defaults; unknown fields are an error.
+
+    Raises:
+        RunDirError: unknown fields. ConfigError: a value that does not validate.
+    """
+    hints = typing.get_type_hints(Config)
+    unknown = [k for k in values if k not in hints]
+    if unknown:
+        raise RunDirError(
+            f"{source} has fields this version does not know: {', '.join(sorted(unknown))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        hint = hints[name]
+        if isinstance(value, list) and _hint_allows(hint, tuple):
+            value = tuple(value)
+        elif isinstance(value, int) and not isinstance(value, bool) and _hint_allows(hint, float):
+            value = float(value)
+        kwargs[name] = value
+    try:
+        return Config(**kwargs)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from e
+    except TypeError as e:
+        raise RunDirError(f"{source} is not a valid config: {e}") from e
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """The Config stored in a run directory (``path`` is the directory or its config.json).
+
+    Raises:
+        FileNotFoundError: no config.json there. RunDirError: not readable as a config.
+    """
+    path = os.fspath(path)
+    file = os.path.join(path, CONFIG_FILE) if os.path.isdir(path) else path
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f"no run config at {file}")
+    try:
+        with open(file, encoding="utf-8") as f:
+            values = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise RunDirError(f"cannot read the run config {file}: {e}") from e
+    if not isinstance(values, dict):
+        raise RunDirError(f"the run config {file} is not a JSON object")
+    return config_from_dict(values, source=file)
+
+
+def config_differences(stored: Config, given: Config) -> list[str]:
+    """``'field: stored -> given'`` for each field that differs (``run_dir`` ignored)."""
+    out = []
+    for f in dataclasses.fields(Config):
+        if f.name in IGNORED_FIELDS:
+            continue
+        a, b = getattr(stored, f.name), getattr(given, f.name)
+        if a != b:
+            out.append(f"{f.name}: {a!r} -> {b!r}")
+    return out
+
+
+# -- the directory ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """A prepared run directory (see :func:`prepare`).
+
+    Attributes:
+        path: the directory.
+        config: the config to run: the given one, or on ``--resume`` the directory's.
+        resume: True when a checkpoint is there to restore (only on ``--resume``); open the
+            metrics with ``MetricsLogger(path, resume=True)`` and call ``truncate_after`` with
+            the checkpoint's env_steps.
+    """
+
+    path: str
+    config: Config
+    resume: bool
+
+    @property
+    def config_file(self) -> str:
+        return os.path.join(self.path, CONFIG_FILE)
+
+    @property
+    def metrics_jsonl(self) -> str:
+        return os.path.join(self.path, METRICS_JSONL)
+
+    @property
+    def metrics_csv(self) -> str:
+        return os.path.join(self.path, METRICS_CSV)
+
+    @property
+    def tb_dir(self) -> str:
+        return os.path.join(self.path, TB_DIR)
+
+    def metrics_logger(self) -> MetricsLogger:
+        return MetricsLogger(self.path, resume=self.resume)
+
+    @staticmethod
+    def prepare(
+        path: str | os.PathLike[str] | None,
+        config: Config,
+        resume: bool = False,
+        overwrite: bool = False,
+    ) -> RunDir:
+        return prepare(path, config, resume=resume, overwrite=overwrite)
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def _remove_temps(path: str, names: Iterable[str]) -> None:
+    for entry in os.listdir(path):
+        if entry.endswith(".tmp") and any(entry.startswith(f".{n}.") for n in names):
+            _remove(os.path.join(path, entry))
+
+
+def _remove_logs(path: str) -> None:
+    for name in (*LOG_FILES, TB_DIR):
+        _remove(os.path.join(path, name))
+    _remove_temps(path, LOG_FILES)
+
+
+def _remove_run(path: str) -> None:
+    for name in (*RUN_FILES, TB_DIR):
+        _remove(os.path.join(path, name))
+    _remove_temps(path, RUN_FILES)
+
+
+def _leftovers(path: str) -> list[str]:
+    return [n for n in (*RUN_FILES, TB_DIR) if os.path.exists(os.path.join(path, n))]
+
+
+def prepare(
+    path: str | os.PathLike[str] | None,
+    config: Config,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> RunDir:
+    """Create or reopen the run directory ``path`` (None or "": :func:`default_run_dir`).
+
+    Writes ``config.json`` (atomically) unless resuming. The outcome for an existing directory is
+    the table in this module's docstring: a different config, or the same config with a checkpoint,
+    is refused unless ``resume`` or ``overwrite``.
+
+    Returns:
+        The :class:`RunDir`; its ``config`` is the one to run (on resume, the stored one, with
+        ``run_dir`` set to ``path``).
+
+    Raises:
+        RunDirError: refusals (the message names the path and the flag to pass).
+    """
+    path = os.fspath(path) if path else default_run_dir(config)
+    if resume and overwrite:
+        raise RunDirError("--resume and --overwrite exclude each other: pass one of them")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise RunDirError(f"run directory {path} exists and is not a directory")
+    config_file = os.path.join(path, CONFIG_FILE)
+    given = dataclasses.replace(config, run_dir=path)
+    has_run = os.path.isfile(config_file)
+
+    if resume:
+        if not has_run:
+            raise RunDirError(
+                f"--resume: there is no run to resume in {path} (no {CONFIG_FILE}); "
+                "leave out --resume to start one there"
+            )
+        stored = dataclasses.replace(load_config(config_file), run_dir=path)
+        if has_checkpoint(path):
+            return RunDir(path, stored, resume=True)
+        # A run that never checkpointed: restart it from step 0 with its own config.
+        _remove_logs(path)
+        return RunDir(path, stored, resume=False)
+
+    if overwrite:
+        if os.path.isdir(path):
+            _remove_run(path)
+    elif has_run:
+        stored = load_config(config_file)
+        diffs = config_differences(stored, given)
+        if diffs:
+            raise RunDirError(
+                f"{path} already holds a run with a different config ("
+                + "; ".join(f"{d}" for d in diffs)
+                + "). Pass --resume to continue that run with its own config, --overwrite to "
+                "delete it and start this one, or choose another --run_dir"
+            )
+        if has_checkpoint(path):
+            raise RunDirError(
+                f"{path} already holds this run with a checkpoint. Pass --resume to continue it, "
+                "--overwrite to delete it and start again, or choose another --run_dir"
+            )
+        _remove_run(path)  # same config, never checkpointed: nothing worth keeping
+    elif os.path.isdir(path) and _leftovers(path):
+        raise RunDirError(
+            f"{path} holds files of a run ({', '.join(_leftovers(path))}) but no {CONFIG_FILE}. "
+            "Pass --overwrite to delete them, or choose another --run_dir"
+        )
+
+    os.makedirs(path, exist_ok=True)
+    atomic_write(config_file, _config_json(given))
+    return RunDir(path, given, resume=False)
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+
+def _clean_value(key: str, value: Any) -> int | float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return int(value)
+    if not isinstance(value, int | float) and hasattr(value, "__array__"):  # numpy, jax
+        arr = np.asarray(value)
+        if arr.size != 1:
+            raise TypeError(f"metric {key!r} is not a scalar (shape {arr.shape})")
+        value = arr.reshape(()).item()
+        if isinstance(value, bool):
+            return int(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    raise TypeError(f"metric {key!r} has a value of type {type(value).__name__}; numbers only")
+
+
+_NONFINITE_JSON = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _json_value(v: int | float | None) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    return v
+
+
+def _from_json_value(v: Any) -> Any:
+    if isinstance(v, str) and v in _NONFINITE_JSON:
+        return _NONFINITE_JSON[v]
+    return v
+
+
+def _csv_cell(v: Any) -> str:
+    v = _from_json_value(v)
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    return str(v)
+
+
+def _read_jsonl(file: str) -> tuple[list[dict[str, Any]], bool]:
+    """Raw records (non-finite still as strings) and whether every line was whole and valid."""
+    if not os.path.exists(file):
+        return [], True
+    with open(file, encoding="utf-8") as f:
+        text = f.read()
+    records, clean = [], True
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    elif lines:
+        clean = False  # an interrupted write: last line without its newline
+        lines.pop()
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            rec = None
+        if not isinstance(rec, dict):
+            warnings.warn(f"{file}:{n}: dropping a line that is not a JSON record", stacklevel=3)
+            clean = False
+            continue
+        records.append(rec)
+    return records, clean
+
+
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of ``metrics.jsonl`` (``path``: the run directory or the file), with the
+    strings "NaN"/"Infinity"/"-Infinity" turned back into floats and ``null`` into None."""
+    path = os.fspath(path)
+    file = os.path.join(path, METRICS_JSONL) if os.path.isdir(path) else path
+    records, _ = _read_jsonl(file)
+    return [{k: _from_json_value(v) for k, v in r.items()} for r in records]
+
+
+def _columns(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Union of keys: env_steps first, then in order of first appearance."""
+    cols: dict[str, None] = {}
+    for r in records:
+        cols.update(dict.fromkeys(r))
+    if STEP_KEY in cols:
+        return [STEP_KEY] + [c for c in cols if c != STEP_KEY]
+    return list(cols)
+
+
+def _csv_text(columns: list[str], records: Iterable[Mapping[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    if columns:
+        w.writerow(columns)
+    for r in records:
+        w.writerow([_csv_cell(r.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+class MetricsLogger:
+    """Appends records to ``metrics.jsonl``, ``metrics.csv`` and TensorBoard under ``path``.
+
+    ``resume=False`` starts new files (old metrics and ``tb/`` event files are removed);
+    ``resume=True`` keeps the records there (a half-written last line from a killed process is
+    dropped) and appends. On resume call :meth:`truncate_after` with the checkpoint's env_steps
+    before logging, so the steps the interrupted run logged after its last checkpoint, which the
+    resumed run logs again, appear once.
+
+    Each :meth:`log` flushes the JSONL line and the CSV row. When a record brings a key no earlier
+    record had, the CSV is rewritten (atomically) from the JSONL with the union of keys as its
+    header (``env_steps`` first, then order of first appearance), so it stays rectangular.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], resume: bool = False):
+        self.path = os.fspath(path)
+        os.makedirs(self.path, exist_ok=True)
+        self.jsonl_file = os.path.join(self.path, METRICS_JSONL)
+        self.csv_file = os.path.join(self.path, METRICS_CSV)
+        self.tb_dir = os.path.join(self.path, TB_DIR)
+        self._writer: Any = None
+        self._purge_step: int | None = None
+        self._closed = False
+        if resume:
+            records, clean = _read_jsonl(self.jsonl_file)
+            if not clean:
+                self._rewrite_jsonl(records)
+        else:
+            records = []
+            _remove(self.tb_dir)
+            atomic_write(self.jsonl_file, b"")
+        self.columns = _columns(records)
+        atomic_write(self.csv_file, _csv_text(self.columns, records))
+        self._jsonl = open(self.jsonl_file, "a", encoding="utf-8")
+        self._csv = open(self.csv_file, "a", encoding="utf-8", newline="")
+
+    # -- writing --------------------------------------------------------------------------
+
+    def log(self, record: Mapping[str, Any]) -> None:
+        """Append one record; it must have an integer ``env_steps`` (the TensorBoard step).
+
+        Values: Python/numpy/jax scalar numbers (bools become 0/1) or None.
+        """
+        if self._closed:
+            raise ValueError("MetricsLogger is closed")
+        if STEP_KEY not in record:
+            raise ValueError(f"a metrics record needs {STEP_KEY!r}, got keys {sorted(record)}")
+        clean = {str(k): _clean_value(str(k), v) for k, v in record.items()}
+        step = clean[STEP_KEY]
+        if not isinstance(step, int):
+            raise TypeError(f"{STEP_KEY} must be an integer, got {record[STEP_KEY]!r}")
+        raw = {k: _json_value(v) for k, v in clean.items()}
+
+        self._jsonl.write(json.dumps(raw, allow_nan=False) + "\n")
+        self._jsonl.flush()
+
+        new = [k for k in raw if k not in self.columns]
+        if new:
+            records, _ = _read_jsonl(self.jsonl_file)
+            self.columns = _columns(records)
+            self._rewrite_csv(records)
+        else:
+            csv.writer(self._csv, lineterminator="\n").writerow(
+                [_csv_cell(raw.get(c)) for c in self.columns]
+            )
+            self._csv.flush()
+
+        writer = self._tb()
+        for k, v in clean.items():
+            if k != STEP_KEY and v is not None:
+                writer.add_scalar(k, v, global_step=step)
+        writer.flush()
+
+    def truncate_after(self, env_steps: int) -> int:
+        """Drop the records with ``env_steps`` greater than ``env_steps``; returns how many.
+
+        Rewrites JSONL and CSV atomically; TensorBoard events from the next log on carry a purge
+        step of ``env_steps + 1``, so TensorBoard hides the dropped steps of older event files.
+        """
+        records, _ = _read_jsonl(self.jsonl_file)
+        kept = [
+            r for r in records if not (isinstance(r.get(STEP_KEY), int) and r[STEP_KEY] > env_steps)
+        ]
+        dropped = len(records) - len(kept)
+        if dropped:
+            self._rewrite_jsonl(kept)
+            self.columns = _columns(kept)
+            self._rewrite_csv(kept)
+        self._purge_step = int(env_steps) + 1
+        if self._writer is not None:  # reopen so that the purge applies to what follows
+            self._writer.close()
+            self._writer = None
+        return dropped
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._jsonl.close()
+        self._csv.close()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> MetricsLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _tb(self) -> Any:
+        if self._writer is None:
+            from tensorboardX import SummaryWriter
+
+            self._writer = SummaryWriter(logdir=self.tb_dir, purge_step=self._purge_step)
+            self._purge_step = None
+        return self._writer
+
+    def _rewrite_jsonl(self, records: list[dict[str, Any]]) -> None:
+        handle = getattr(self, "_jsonl", None)
+        if handle is not None:
+            handle.close()
+        text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in records)
+        atomic_write(self.jsonl_file, text)
+        if handle is not None:
+            self._jsonl = open(self.jsonl_file, "a", encoding="utf-8")
+
+    def _rewrite_csv(self, records: list[dict[str, Any]]) -> None:
+        handle = getattr(self, "_csv", None)
+        if handle is not None:
+            handle.close()
+        atomic_write(self.csv_file, _csv_text(self.columns, records))
+        if handle is not None:
+            self._csv = open(self.csv_file, "a", encoding="utf-8", newline="")
+
+
+__all__ = [
+    "CONFIG_FILE",
+    "METRICS_CSV",
+    "METRICS_JSONL",
+    "TB_DIR",
+    "MetricsLogger",
+    "RunDir",
+    "RunDirError",
+    "config_differences",
+    "config_from_dict",
+    "default_run_dir",
+    "load_config",
+    "prepare",
+    "read_metrics",
+]

@@ -1,0 +1,74 @@
+"""Config: the original's defaults, presets, and refusals that name the problem."""
+
+import pytest
+
+from contrastive_rl.config import PRESETS, Config, ConfigError, make_config
+
+
+def test_defaults_are_the_originals():
+    c = make_config()
+    assert (c.batch_size, c.learning_rate, c.actor_learning_rate, c.adam_eps) == (
+        256,
+        3e-4,
+        3e-4,
+        1e-7,
+    )
+    assert (c.discount, c.tau, c.repr_dim, c.hidden_layer_sizes) == (0.99, 0.005, 64, (256, 256))
+    assert (c.random_goals, c.bc_coef, c.entropy_coefficient, c.target_entropy) == (
+        0.5,
+        0.0,
+        0.0,
+        0.0,
+    )
+    assert (c.min_replay_size, c.max_replay_size, c.steps) == (10_000, 1_000_000, 1_000_000)
+    assert c.alg == "contrastive_nce" and not c.twin_q and c.use_random_actor
+
+
+def test_algorithm_presets_and_named_presets_apply_in_order():
+    assert make_config(alg="c_learning").twin_q
+    assert make_config(alg="nce+c_learning").twin_q
+    quick = make_config(preset="quick")
+    for k, v in PRESETS["quick"].items():
+        assert getattr(quick, k) == v
+    # an explicit value beats the preset
+    assert make_config(preset="quick", learning_rate=5e-4).learning_rate == 5e-4
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"env": "point_FourRoom"}, "did you mean 'point_FourRooms'"),
+        ({"env": "sawyer_push"}, "not available yet"),
+        ({"alg": "contrastive_nec"}, "did you mean 'contrastive_nce'"),
+        ({"preset": "quik"}, "did you mean 'quick'"),
+        ({"steps": 0}, "steps must be positive"),
+        ({"steps": -5}, "steps must be positive"),
+        ({"batch_size": 2_000_000}, "larger than the replay capacity"),
+        ({"random_goals": 0.3}, "random_goals must be one of 0, 0.5, 1"),
+        ({"bc_coef": 1.5}, r"bc_coef must be in \[0, 1\]"),
+        ({"discount": 1.0}, r"discount must be in \[0, 1\)"),
+        ({"utd": 0.0}, "utd"),
+        ({"learning_rate": -1.0}, "learning_rate must be positive"),
+        ({"alg": "c_learning", "twin_q": False}, "needs twin critics"),
+        ({"target_entropy": -2.0}, "target_entropy only applies"),
+        ({"hidden_layer_sizes": ()}, "hidden_layer_sizes"),
+        ({"min_replay_size": 2_000_000}, "exceeds max_replay_size"),
+        ({"batch_sise": 3}, "did you mean 'batch_size'"),
+    ],
+)
+def test_invalid_values_are_refused_with_the_reason(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        make_config(**kwargs)
+
+
+def test_config_is_frozen_and_validated_on_construction():
+    with pytest.raises(ConfigError):
+        Config(num_envs=0)
+    c = Config()
+    with pytest.raises(AttributeError):
+        c.batch_size = 3  # type: ignore[misc]
+
+
+def test_adaptive_entropy_is_spelled_none():
+    c = make_config(entropy_coefficient=None, target_entropy=-1.0)
+    assert c.adaptive_entropy and c.target_entropy == -1.0

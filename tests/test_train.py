@@ -1,0 +1,146 @@
+"""The training loop: exact budgets, one compilation, exact resume, every algorithm runs."""
+
+import json
+import math
+
+import jax
+import numpy as np
+import pytest
+
+from contrastive_rl import rundir
+from contrastive_rl.config import ConfigError, make_config
+from contrastive_rl.runner import Run, evaluate_run
+from contrastive_rl.train import Budget, Trainer
+
+TINY = dict(
+    env="point_Small",
+    preset="debug",
+    steps=2_000,
+    num_envs=4,
+    batch_size=16,
+    min_replay_size=200,
+    hidden_layer_sizes=(16, 16),
+    repr_dim=8,
+    eval_every=400,
+    eval_episodes=20,
+)
+
+
+def tiny(**kw):
+    return make_config(**{**TINY, **kw})
+
+
+def test_budget_is_exact_and_rounding_is_reported():
+    b = Budget.make(tiny(), episode_length=50)  # iterations of 4 envs x 50 steps
+    assert b.steps_per_iteration == 200 and b.grad_steps_per_iteration == 200
+    assert b.warmup_iterations == 1 and b.warmup_steps == 200
+    assert b.total_env_steps == 2_000 and b.notes == ()
+    b = Budget.make(tiny(steps=2_050), episode_length=50)
+    assert b.total_env_steps == 2_200 >= 2_050
+    assert any("rounded up to 2200" in n for n in b.notes)
+    b = Budget.make(tiny(utd=0.25, unroll_length=10), episode_length=50)
+    assert (b.steps_per_iteration, b.grad_steps_per_iteration) == (40, 10)
+    assert b.total_grad_steps == 10 * b.train_iterations
+    b = Budget.make(tiny(utd=0.3), episode_length=50)
+    assert b.grad_steps_per_iteration == 60 and b.notes == ()
+    b = Budget.make(tiny(utd=0.333), episode_length=50)
+    assert any("utd" in n for n in b.notes)
+
+
+def test_budget_refusals():
+    with pytest.raises(ConfigError, match="must divide the episode length"):
+        Budget.make(tiny(unroll_length=7), episode_length=50)
+    with pytest.raises(ConfigError, match="leaves no training"):
+        Budget.make(tiny(steps=200), episode_length=50)
+
+
+def test_a_run_does_exactly_its_budget_and_logs_what_the_original_logs(tmp_path):
+    config = tiny(steps=1_900)  # rounds up to 2_000
+    path = str(tmp_path / "run")
+    rundir.prepare(path, config)
+    result = Run(config, path, progress_bar=False).run()
+    records = rundir.read_metrics(path)
+    assert records[-1]["env_steps"] == 2_000
+    assert records[-1]["grad_steps"] == 1_800  # 9 training iterations of 200 updates
+    for key in [
+        "env_steps",
+        "grad_steps",
+        "wall_time",
+        "eval/success",
+        "eval/success_final",
+        "eval/final_dist",
+        "eval/init_dist",
+        "eval/min_dist",
+        "train/critic_loss",
+        "train/actor_loss",
+        "train/binary_accuracy",
+        "train/categorical_accuracy",
+        "train/logits_pos",
+        "train/logits_neg",
+        "train/logsumexp",
+        "time/env_steps_per_s",
+        "time/grad_steps_per_s",
+    ]:
+        assert key in records[-1], key
+    assert 0.0 <= result["eval/success"] <= 1.0
+    assert [r["env_steps"] for r in records] == [400, 800, 1200, 1600, 2000]
+    meta = json.load(open(f"{path}/checkpoint.json"))
+    assert meta["progress"]["env_steps"] == 2_000
+    assert (tmp_path / "run" / "metrics.csv").exists()
+
+
+def test_the_iteration_compiles_once():
+    trainer = Trainer(tiny())
+    state = trainer.warmup(trainer.init())
+    for _ in range(3):
+        state, _ = trainer.iteration(state)
+    assert trainer.iteration._cache_size() == 1
+
+
+def test_resume_continues_exactly_where_it_stopped(tmp_path):
+    config = tiny(steps=2_000)
+    straight = str(tmp_path / "straight")
+    rundir.prepare(straight, config)
+    Run(config, straight, progress_bar=False).run()
+
+    halves = str(tmp_path / "halves")
+    rundir.prepare(halves, config)
+    Run(config, halves, progress_bar=False).run(stop_after_iterations=4)
+    first = rundir.read_metrics(halves)
+    assert first[-1]["env_steps"] < 2_000
+    resumed_config = rundir.load_config(halves)
+    rundir.prepare(halves, resumed_config, resume=True)
+    Run(resumed_config, halves, resume=True, progress_bar=False).run()
+
+    a, b = rundir.read_metrics(straight), rundir.read_metrics(halves)
+    assert [r["env_steps"] for r in a] == [r["env_steps"] for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        for key in ["grad_steps", "eval/success", "eval/final_dist", "train/critic_loss"]:
+            assert ra[key] == pytest.approx(rb[key], rel=1e-5, abs=1e-6), key
+    assert evaluate_run(straight) == pytest.approx(evaluate_run(halves), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "alg", ["contrastive_nce", "contrastive_cpc", "c_learning", "nce+c_learning", "gcbc"]
+)
+def test_every_algorithm_trains_without_nan(alg):
+    config = tiny(alg=alg, steps=1_000, env="point_FourRooms")
+    trainer = Trainer(config)
+    state = trainer.warmup(trainer.init())
+    for _ in range(2):
+        state, metrics = trainer.iteration(state)
+    host = jax.device_get(metrics)
+    assert all(math.isfinite(float(v)) for v in host.values()), host
+    leaves = jax.tree.leaves(jax.device_get(state.learner))
+    assert all(np.isfinite(np.asarray(x)).all() for x in leaves if np.asarray(x).dtype.kind == "f")
+    if alg == "gcbc":
+        assert "train/critic_loss" not in host
+
+
+def test_adaptive_entropy_learns_alpha():
+    config = tiny(entropy_coefficient=None, steps=1_000)
+    trainer = Trainer(config)
+    state = trainer.warmup(trainer.init())
+    state, metrics = trainer.iteration(state)
+    assert float(metrics["train/alpha"]) != 1.0
+    assert math.isfinite(float(metrics["train/alpha_loss"]))
