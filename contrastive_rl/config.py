@@ -94,11 +94,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     # The CPU quick check: `./run.sh`, contrastive_nce on point_FourRooms in about ten minutes
     # on a 2-core machine. Chosen by measurement (README, "Quick check").
+    # Measured: batch 128 doubles the updates per second on a CPU; lr 1e-3 learns faster per
+    # update; a learned alpha with the usual SAC target entropy (-|A| = -2) keeps the tanh policy
+    # from saturating, so its actions keep following the critic near walls.
     "quick": {
         "steps": 150_000,
+        "batch_size": 128,
         "learning_rate": 1e-3,
         "actor_learning_rate": 1e-3,
-        "min_replay_size": 10_000,
+        "entropy_coefficient": None,
+        "target_entropy": -2.0,
         "eval_every": 10_000,
     },
     # The original's --debug: a smoke test of the installation.

@@ -87,9 +87,12 @@ class Run:
             self.state, meta = checkpoint.load_checkpoint(self.checkpoint_dir, self.state)
             self.progress = Progress(**meta["progress"])
         self.metrics = rundir.MetricsLogger(path, resume=resume)
+        self.last_eval: dict[str, float] = {}
         if resume:
             self.metrics.truncate_after(self.progress.env_steps)
-        self.last_eval: dict[str, float] = {}
+            logged = rundir.read_metrics(path)
+            if logged:  # a finished run resumed reports its last evaluation
+                self.last_eval = {k: v for k, v in logged[-1].items() if k.startswith("eval/")}
 
     # -- one step at a time ------------------------------------------------------------------
     def save(self) -> None:

@@ -53,6 +53,7 @@ def test_train_then_eval_then_refuse_then_resume(tmp_path, capsys):
     # resuming a finished run does nothing more and keeps its records
     assert main(["train", "--resume", path, "--no-progress"]) == 0
     assert open(f"{path}/metrics.jsonl").read() == before
+    assert json.loads(capsys.readouterr().out)["eval/success"] == out["eval/success"]
 
 
 @pytest.mark.parametrize(

@@ -144,3 +144,20 @@ def test_adaptive_entropy_learns_alpha():
     state, metrics = trainer.iteration(state)
     assert float(metrics["train/alpha"]) != 1.0
     assert math.isfinite(float(metrics["train/alpha_loss"]))
+
+
+def test_every_reset_draws_new_goals_and_episodes_reach_the_replay():
+    trainer = Trainer(tiny())
+    state = trainer.init()
+    goals = [np.asarray(state.collector.envs.goal)]
+    for round_ in range(1, 3):
+        state = trainer.warmup(state)
+        goals.append(np.asarray(state.collector.envs.goal))
+        assert int(state.replay.num_episodes) == 4 * round_
+        assert (np.asarray(state.collector.envs.t) == 0).all()
+    # a cached first state would repeat the goals; fresh draws differ in every env
+    assert (np.abs(goals[0] - goals[1]).sum(-1) > 0).all()
+    assert (np.abs(goals[1] - goals[2]).sum(-1) > 0).all()
+    # stored episodes start where the env was reset and move by at most one cell per step
+    episodes = np.asarray(state.replay.states[:8])
+    assert (np.abs(np.diff(episodes, axis=1)) <= 1.0 + 1e-5).all()
