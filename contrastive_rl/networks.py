@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import flax.linen as nn
 import jax
@@ -223,8 +222,3 @@ def init_params(nets: Networks, key: jax.Array) -> tuple[dict, dict]:
     actor_params = nets.actor.init(actor_key, state, goal)
     critic_params = nets.critic.init(critic_key, state, action, goal)
     return actor_params, critic_params
-
-
-def param_count(params: Any) -> int:
-    """Number of scalars in a parameter pytree."""
-    return sum(int(x.size) for x in jax.tree.leaves(params))

@@ -187,34 +187,6 @@ class RunDir:
     config: Config
     resume: bool
 
-    @property
-    def config_file(self) -> str:
-        return os.path.join(self.path, CONFIG_FILE)
-
-    @property
-    def metrics_jsonl(self) -> str:
-        return os.path.join(self.path, METRICS_JSONL)
-
-    @property
-    def metrics_csv(self) -> str:
-        return os.path.join(self.path, METRICS_CSV)
-
-    @property
-    def tb_dir(self) -> str:
-        return os.path.join(self.path, TB_DIR)
-
-    def metrics_logger(self) -> MetricsLogger:
-        return MetricsLogger(self.path, resume=self.resume)
-
-    @staticmethod
-    def prepare(
-        path: str | os.PathLike[str] | None,
-        config: Config,
-        resume: bool = False,
-        overwrite: bool = False,
-    ) -> RunDir:
-        return prepare(path, config, resume=resume, overwrite=overwrite)
-
 
 def _remove(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):

@@ -89,13 +89,15 @@ class Budget:
                 f"envs); raise steps or lower min_replay_size"
             )
         train_iterations = math.ceil(remaining / per_iteration)
-        budget = Budget(per_iteration, k, warmup_iterations, warmup_round, train_iterations)
-        if budget.total_env_steps != config.steps:
+        total = warmup_iterations * warmup_round + train_iterations * per_iteration
+        if total != config.steps:
             notes.append(
-                f"steps {config.steps} rounded up to {budget.total_env_steps} "
+                f"steps {config.steps} rounded up to {total} "
                 f"(whole iterations of {per_iteration} env steps)"
             )
-        return Budget(**{**budget.__dict__, "notes": tuple(notes)})
+        return Budget(
+            per_iteration, k, warmup_iterations, warmup_round, train_iterations, tuple(notes)
+        )
 
 
 class Trainer:

@@ -9,10 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from toy import TOY_SPEC  # tests/toy.py
 
 from contrastive_rl import losses
 from contrastive_rl.config import make_config
-from contrastive_rl.envs.base import EnvSpec
 from contrastive_rl.losses import (
     ALGORITHMS,
     c_learning_loss,
@@ -29,15 +29,7 @@ from contrastive_rl.losses import (
 from contrastive_rl.networks import init_params, log_prob, make_networks
 from contrastive_rl.types import Batch
 
-SPEC = EnvSpec(
-    "toy",
-    state_dim=3,
-    action_dim=2,
-    episode_length=10,
-    goal_start=1,
-    goal_end=3,
-    success_threshold=1.0,
-)
+SPEC = TOY_SPEC
 
 
 def bce(x: float, y: float) -> float:

@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import stats
+from toy import TOY_SPEC  # tests/toy.py
 
 from contrastive_rl.config import make_config
-from contrastive_rl.envs.base import EnvSpec
 from contrastive_rl.networks import (
     THRESHOLD,
     Actor,
@@ -23,15 +23,7 @@ from contrastive_rl.networks import (
     sample_action,
 )
 
-SPEC = EnvSpec(
-    "toy",
-    state_dim=3,
-    action_dim=2,
-    episode_length=10,
-    goal_start=1,
-    goal_end=3,
-    success_threshold=1.0,
-)
+SPEC = TOY_SPEC
 B = 5
 
 
