@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from contrastive_rl.config import FIELDS, PRESETS, ConfigError, closest, make_config
+from contrastive_rl.workers import WorkerError
 
 BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -145,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:  # ConfigError, RunDirError, CheckpointError
         print(f"crl {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except WorkerError as error:  # a simulator crashed or hung; the run saved its checkpoint
+        print(f"crl {args.command}: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Collection from JAX environments inside the jit-compiled loop.
+"""Collection of whole episodes: JAX environments inside the jit-compiled loop, host
+environments (CPU simulators) from worker processes.
 
 ``num_envs`` environments step in lockstep (every episode has the same fixed length), so they
 all finish together; finished episodes go to the replay whole, and every environment is reset
@@ -8,15 +9,18 @@ with a fresh goal and start (never a cached first state).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from contrastive_rl.envs.base import EnvState, JaxEnv
 from contrastive_rl.networks import Networks, mode, sample_action
 from contrastive_rl.replay import EpisodeReplay, ReplayState
+from contrastive_rl.workers import EnvWorkers
 
 
 @struct.dataclass
@@ -109,3 +113,63 @@ class JaxCollector:
 
         done = collector.envs.t[0] == t_max
         return jax.lax.cond(done, finish_episodes, keep_going, (collector, replay))
+
+
+def episode_seeds(num_envs: int, *entropy: int) -> np.ndarray:
+    """Reset seeds of one round of episodes (e.g. from run seed, stream and round number).
+
+    Env i's seed depends on the run only, not on how the envs are spread over workers.
+    """
+    return np.random.SeedSequence(list(entropy)).generate_state(num_envs, dtype=np.uint32)
+
+
+class HostCollector:
+    """Whole episodes from host environments in worker processes, one lockstep round at a time.
+
+    The policy is one jitted call per step, batched over every environment; the simulators step
+    in the worker processes. Every reset takes an explicit seed (``episode_seeds``), so a
+    resumed run draws the same episodes.
+    """
+
+    def __init__(self, workers: EnvWorkers, nets: Networks):
+        self.workers = workers
+        self.spec = workers.spec
+        self._act = jax.jit(partial(policy_action, nets), static_argnames="how")
+
+    def rollout(
+        self, actor_params: Any, key: jax.Array, seeds: np.ndarray, how: str
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """One episode per env from reset ``seeds``: ``states [N, T+1, S]``, ``actions
+        [N, T, A]`` and per-episode metrics (``episode_metrics``)."""
+        spec, n = self.spec, self.workers.num_envs
+        t_max = spec.episode_length
+        states = np.zeros((n, t_max + 1, spec.state_dim), spec.obs_dtype)
+        actions = np.zeros((n, t_max, spec.action_dim), np.float32)
+        state, goal, initial = self.workers.reset(seeds)
+        distance = np.zeros((t_max, n), np.float32)
+        success = np.zeros((t_max, n), bool)
+        for t, k in enumerate(jax.random.split(key, t_max)):
+            states[:, t] = state
+            action = np.asarray(self._act(actor_params, state, goal, k, how=how))
+            actions[:, t] = action
+            result = self.workers.step(action)
+            state, success[t], distance[t] = result.states, result.success, result.distance
+        states[:, t_max] = state
+        return states, actions, episode_metrics(initial, distance, success)
+
+    def close(self) -> None:
+        self.workers.close()
+
+
+def episode_metrics(initial: Any, distance: Any, success: Any) -> dict[str, Any]:
+    """Success and distances of each episode from ``distance``/``success`` of shape [T, episodes]
+    and the initial distance [episodes]; NumPy and JAX arrays alike."""
+    final = distance[-1]
+    return {
+        "success": success.any(axis=0),
+        "success_final": success[-1],
+        "init_dist": initial,
+        "final_dist": final,
+        "min_dist": jnp.minimum(initial, distance.min(axis=0)),
+        "delta_dist": initial - final,
+    }

@@ -30,8 +30,16 @@ class Config:
     seed: int = _f(0, "seed of every random draw of the run")
     steps: int = _f(1_000_000, "budget in environment steps (rounded up to whole iterations)")
 
+    backend: str = _f(
+        "auto", "physics backend: auto, jax, mujoco (CPU worker processes) or mjx (see BACKENDS)"
+    )
+
     # -- collection and the update-to-data ratio -----------------------------------------------
     num_envs: int = _f(32, "parallel environments collecting data")
+    num_actors: int = _f(
+        0, "worker processes stepping CPU simulators (mujoco backend); 0 = one per core"
+    )
+    worker_timeout_s: float = _f(120.0, "seconds a worker may take for one step before it is hung")
     unroll_length: int = _f(0, "env steps per env per iteration; 0 = one whole episode")
     utd: float = _f(1.0, "gradient steps per environment step (update-to-data ratio)")
     min_replay_size: int = _f(10_000, "transitions collected with random actions before learning")
@@ -126,7 +134,7 @@ def closest(name: str, choices: list[str]) -> str:
 
 def validate(c: Config) -> None:
     """Refuse values that cannot run, before anything is built or written."""
-    from contrastive_rl.envs import ENV_NAMES, PLANNED  # late: envs import nothing from here
+    from contrastive_rl.envs import ENV_NAMES, PLANNED, backend_error  # late: no import cycle
 
     if c.env in PLANNED:
         raise ConfigError(
@@ -138,6 +146,9 @@ def validate(c: Config) -> None:
             f"unknown environment {c.env!r}{closest(c.env, ENV_NAMES)}; "
             f"valid choices: {', '.join(ENV_NAMES)}"
         )
+    problem = backend_error(c.env, c.backend)
+    if problem:
+        raise ConfigError(problem)
     if c.alg not in ALGORITHM_PRESETS:
         algs = list(ALGORITHM_PRESETS)
         raise ConfigError(
@@ -160,7 +171,15 @@ def validate(c: Config) -> None:
     for name in positive:
         if getattr(c, name) <= 0:
             raise ConfigError(f"{name} must be positive, got {getattr(c, name)}")
-    for name in ["learning_rate", "actor_learning_rate", "adam_eps", "checkpoint_every_s"]:
+    if c.num_actors < 0:
+        raise ConfigError(f"num_actors must be >= 0 (0 = one per core), got {c.num_actors}")
+    for name in [
+        "learning_rate",
+        "actor_learning_rate",
+        "adam_eps",
+        "checkpoint_every_s",
+        "worker_timeout_s",
+    ]:
         if not getattr(c, name) > 0:
             raise ConfigError(f"{name} must be positive, got {getattr(c, name)}")
     if c.unroll_length < 0:

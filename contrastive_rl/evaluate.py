@@ -2,7 +2,7 @@
 
 Metrics per episode, averaged: ``success`` (goal reached at any step, the original's
 ``success``), ``success_final`` (reached at the last step), and the distances to the goal at
-the start, at the end and the smallest along the way.
+the start, at the end and the smallest along the way. Evaluation has its own environments.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 
-from contrastive_rl.collect import policy_action
+from contrastive_rl.collect import HostCollector, episode_metrics, episode_seeds, policy_action
 from contrastive_rl.envs.base import EnvState, JaxEnv
 from contrastive_rl.networks import Networks
 
@@ -33,11 +33,24 @@ def evaluate_jax(
 
     steps = jax.random.split(step_key, env.spec.episode_length)
     _, (distance, success) = jax.lax.scan(one_step, envs, steps)  # [T, episodes]
+    per_episode = episode_metrics(initial, distance, success)
+    return {f"eval/{k}": v.mean() for k, v in per_episode.items()}
+
+
+def evaluate_host(
+    collector: HostCollector, actor_params: Any, key: jax.Array, num_episodes: int
+) -> dict[str, float]:
+    """``num_episodes`` episodes on the evaluator's own host environments, in rounds."""
+    base = int(jax.random.randint(key, (), 0, np.iinfo(np.int32).max))
+    n = collector.workers.num_envs
+    rounds = -(-num_episodes // n)
+    parts: dict[str, list[np.ndarray]] = {}
+    for r, k in enumerate(jax.random.split(key, rounds)):
+        seeds = episode_seeds(n, base, r)
+        _, _, stats = collector.rollout(actor_params, k, seeds, how="mode")
+        for name, value in stats.items():
+            parts.setdefault(name, []).append(value)
     return {
-        "eval/success": success.any(axis=0).mean(),
-        "eval/success_final": success[-1].mean(),
-        "eval/init_dist": initial.mean(),
-        "eval/final_dist": distance[-1].mean(),
-        "eval/min_dist": jnp.minimum(initial, distance.min(axis=0)).mean(),
-        "eval/delta_dist": (initial - distance[-1]).mean(),
+        f"eval/{name}": float(np.concatenate(values)[:num_episodes].mean())
+        for name, values in parts.items()
     }

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from contrastive_rl import checkpoint, rundir
 from contrastive_rl.config import Config
 from contrastive_rl.train import Trainer
+from contrastive_rl.workers import WorkerError
 
 
 @dataclass
@@ -124,19 +125,40 @@ class Run:
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, stop_after_iterations: int | None = None) -> dict[str, float]:
-        """Train to the budget (or stop, with a checkpoint, after this many iterations)."""
-        budget, p, config = self.trainer.budget, self.progress, self.config
-        for note in budget.notes:
-            print(f"note: {note}", file=sys.stderr)
+        """Train to the budget (or stop, with a checkpoint, after this many iterations).
+
+        A crashed or hung environment worker ends the run with a checkpoint of the last whole
+        iteration (``WorkerError``); ``--resume`` continues from there.
+        """
         bar = tqdm(
-            total=budget.total_env_steps,
-            initial=p.env_steps,
+            total=self.trainer.budget.total_env_steps,
+            initial=self.progress.env_steps,
             unit="step",
             unit_scale=True,
             disable=not self.progress_bar,
             dynamic_ncols=True,
             file=sys.stderr,
         )
+        try:
+            self._loop(bar, stop_after_iterations)
+        except WorkerError:
+            self.save()  # self.state is the last whole iteration: consistent with the counters
+            print(
+                f"\nenvironment worker failed at {self.progress.env_steps} env steps; the "
+                f"checkpoint is saved, continue with `crl train --resume {self.path}`",
+                file=sys.stderr,
+            )
+            raise
+        finally:
+            bar.close()
+            self.metrics.close()
+            self.trainer.close()
+        return self.last_eval
+
+    def _loop(self, bar: tqdm, stop_after_iterations: int | None) -> None:
+        budget, p, config = self.trainer.budget, self.progress, self.config
+        for note in budget.notes:
+            print(f"note: {note}", file=sys.stderr)
         last_checkpoint = time.monotonic()
         pending: list[dict[str, Any]] = []
         interval_start, interval_env, interval_grad = time.perf_counter(), p.env_steps, p.grad_steps
@@ -187,9 +209,6 @@ class Run:
                     f"`crl train --resume {self.path}`",
                     file=sys.stderr,
                 )
-        bar.close()
-        self.metrics.close()
-        return self.last_eval
 
 
 def evaluate_run(path: str, episodes: int | None = None) -> dict[str, float]:
@@ -198,7 +217,10 @@ def evaluate_run(path: str, episodes: int | None = None) -> dict[str, float]:
     if episodes is not None:
         config = dataclasses.replace(config, eval_episodes=episodes)
     trainer = Trainer(config)
-    state, meta = checkpoint.load_checkpoint(path, trainer.init())
-    env_steps = meta["progress"]["env_steps"]
-    result = trainer.evaluate(state.learner.actor_params, trainer.eval_key(env_steps))
+    try:
+        state, meta = checkpoint.load_checkpoint(path, trainer.init())
+        env_steps = meta["progress"]["env_steps"]
+        result = trainer.evaluate(state.learner.actor_params, trainer.eval_key(env_steps))
+    finally:
+        trainer.close()
     return {"env_steps": env_steps, **{k: float(v) for k, v in jax.device_get(result).items()}}

@@ -11,19 +11,23 @@ iterations (and says so), never fewer.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
-from contrastive_rl.collect import CollectorState, JaxCollector
+from contrastive_rl.collect import CollectorState, HostCollector, JaxCollector, episode_seeds
 from contrastive_rl.config import Config, ConfigError
-from contrastive_rl.envs import make_env
-from contrastive_rl.evaluate import evaluate_jax
+from contrastive_rl.envs import HOST_ENVS, JaxEnv, make_env, resolve_backend
+from contrastive_rl.evaluate import evaluate_host, evaluate_jax
 from contrastive_rl.learner import Learner, TrainState
 from contrastive_rl.networks import make_networks
 from contrastive_rl.replay import EpisodeReplay, ReplayState
+from contrastive_rl.workers import EnvWorkers
 
 
 @struct.dataclass
@@ -32,7 +36,7 @@ class LoopState:
 
     learner: TrainState
     replay: ReplayState
-    collector: CollectorState
+    collector: CollectorState | jax.Array  # host environments: episode rounds collected
     key: jax.Array
 
 
@@ -101,12 +105,33 @@ class Budget:
 
 
 class Trainer:
-    """The jitted pieces of a run; the host loop in ``run_training`` drives them."""
+    """The jitted pieces of a run; the host loop in ``runner.Run`` drives them.
+
+    JAX environments (``jax``, ``mjx`` backends) collect inside the jitted iteration. Host
+    environments (``mujoco``) collect one round of whole episodes in worker processes, then hand
+    them to the same jitted insertion and K updates. Call ``close`` to stop the workers.
+    """
 
     def __init__(self, config: Config):
         self.config = config
-        self.env = make_env(config.env)
-        spec = self.env.spec
+        self.backend = resolve_backend(config.env, config.backend)
+        self.on_host = self.backend == "mujoco"
+        self.env: JaxEnv | None = None
+        self._train_envs: HostCollector | None = None
+        self._eval_envs: HostCollector | None = None
+        if self.on_host:
+            self.num_actors = config.num_actors or os.cpu_count() or 1
+            spec = self._host_collector(config.num_envs).spec  # starts the workers
+            if config.unroll_length not in (0, spec.episode_length):
+                raise ConfigError(
+                    f"unroll_length ({config.unroll_length}) must be 0 or the episode length "
+                    f"({spec.episode_length}) for {config.env!r}: CPU simulators collect whole "
+                    f"episodes per iteration"
+                )
+        else:
+            self.env = make_env(config.env, self.backend)
+            spec = self.env.spec
+        self.spec = spec
         self.nets = make_networks(spec, config)
         self.learner = Learner(self.nets, config)
         self.budget = Budget.make(config, spec.episode_length)
@@ -118,23 +143,106 @@ class Trainer:
                 f"batch_size ({config.batch_size}) is larger than the replay "
                 f"({self.replay.capacity} episodes of {spec.episode_length} transitions)"
             )
-        self.collector = JaxCollector(self.env, self.nets, self.replay, config.num_envs)
-        self.warmup = jax.jit(self._warmup, donate_argnums=0)
-        self.iteration = jax.jit(self._iteration, donate_argnums=0)
-        self.evaluate = jax.jit(self._evaluate)
+        if self.on_host:
+            self.collector = None
+            self._train_envs = HostCollector(self._train_workers, self.nets)
+            self._insert = jax.jit(self._insert_episodes, donate_argnums=0)
+            self._learn = jax.jit(self._learn_from_episodes, donate_argnums=0)
+        else:
+            self.collector = JaxCollector(self.env, self.nets, self.replay, config.num_envs)
+            self._jax_warmup = jax.jit(self._warmup, donate_argnums=0)
+            self._jax_iteration = jax.jit(self._iteration, donate_argnums=0)
+            self._jax_evaluate = jax.jit(self._evaluate)
+
+    # -- construction --------------------------------------------------------------------------
+    def _host_collector(self, num_envs: int) -> EnvWorkers:
+        self._train_workers = EnvWorkers(
+            self.config.env,
+            HOST_ENVS[self.config.env],
+            num_envs,
+            self.num_actors,
+            timeout_s=self.config.worker_timeout_s,
+        )
+        return self._train_workers
 
     def init(self) -> LoopState:
         key = jax.random.key(self.config.seed)
         learner_key, collector_key, loop_key = jax.random.split(key, 3)
+        if self.on_host:  # the host collector's state is the number of episode rounds so far
+            collector = jnp.zeros((), jnp.int32)
+        else:
+            collector = self.collector.init(collector_key)
         return LoopState(
             learner=self.learner.init(learner_key),
             replay=self.replay.init(),
-            collector=self.collector.init(collector_key),
+            collector=collector,
             key=loop_key,
         )
 
-    def _warmup(self, state: LoopState) -> LoopState:
+    def close(self) -> None:
+        """Stop the worker processes of host environments (nothing to do for JAX ones)."""
+        for collector in (self._train_envs, self._eval_envs):
+            if collector is not None:
+                collector.close()
+        self._train_envs = self._eval_envs = None
+
+    # -- what the run loop calls ---------------------------------------------------------------
+    def warmup(self, state: LoopState) -> LoopState:
         """One whole episode per env with random actions (or the initial policy)."""
+        if not self.on_host:
+            return self._jax_warmup(state)
+        how = "random" if self.config.use_random_actor else "sample"
+        key, rollout_key = jax.random.split(state.key)
+        states, actions, _ = self._host_rollout(state, rollout_key, how)
+        return self._insert(state.replace(key=key), states, actions)
+
+    def iteration(self, state: LoopState) -> tuple[LoopState, dict[str, jax.Array]]:
+        """Collection, insertion and K gradient steps."""
+        if not self.on_host:
+            return self._jax_iteration(state)
+        key, rollout_key = jax.random.split(state.key)
+        states, actions, episodes = self._host_rollout(state, rollout_key, "sample")
+        state, metrics = self._learn(state.replace(key=key), states, actions)
+        metrics["collect/episodes"] = np.float32(len(episodes["success"]))
+        metrics["collect/successes"] = np.float32(episodes["success"].sum())
+        return state, metrics
+
+    def evaluate(self, actor_params: Any, key: jax.Array) -> dict[str, Any]:
+        if not self.on_host:
+            return self._jax_evaluate(actor_params, key)
+        if self._eval_envs is None:  # the evaluator's own environments, started on first use
+            workers = EnvWorkers(
+                self.config.env,
+                HOST_ENVS[self.config.env],
+                min(self.config.num_envs, self.config.eval_episodes),
+                self.num_actors,
+                timeout_s=self.config.worker_timeout_s,
+            )
+            self._eval_envs = HostCollector(workers, self.nets)
+        return evaluate_host(self._eval_envs, actor_params, key, self.config.eval_episodes)
+
+    def eval_key(self, env_steps: int) -> jax.Array:
+        """Evaluation draws depend on the seed and the step only, so a resumed run sees the same."""
+        return jax.random.fold_in(jax.random.key(self.config.seed + 1_000_003), env_steps)
+
+    # -- host environments ---------------------------------------------------------------------
+    def _host_rollout(self, state: LoopState, key: jax.Array, how: str):
+        round_index = int(state.collector)
+        seeds = episode_seeds(self.config.num_envs, self.config.seed, round_index)
+        return self._train_envs.rollout(state.learner.actor_params, key, seeds, how)
+
+    def _insert_episodes(self, state: LoopState, states: jax.Array, actions: jax.Array):
+        replay = self.replay.insert(state.replay, states, actions)
+        return state.replace(replay=replay, collector=state.collector + 1)
+
+    def _learn_from_episodes(self, state: LoopState, states: jax.Array, actions: jax.Array):
+        state = self._insert_episodes(state, states, actions)
+        key, update_key = jax.random.split(state.key)
+        learner, metrics = self._updates(state.learner, state.replay, update_key)
+        return state.replace(learner=learner, key=key), metrics
+
+    # -- JAX environments ----------------------------------------------------------------------
+    def _warmup(self, state: LoopState) -> LoopState:
         key, rollout_key = jax.random.split(state.key)
         how = "random" if self.config.use_random_actor else "sample"
         collector, replay, _ = self.collector.rollout(
@@ -142,14 +250,14 @@ class Trainer:
             state.replay,
             state.learner.actor_params,
             rollout_key,
-            self.env.spec.episode_length,
+            self.spec.episode_length,
             how,
         )
         return state.replace(collector=collector, replay=replay, key=key)
 
     def _iteration(self, state: LoopState) -> tuple[LoopState, dict[str, jax.Array]]:
         key, rollout_key, update_key = jax.random.split(state.key, 3)
-        unroll = self.config.unroll_length or self.env.spec.episode_length
+        unroll = self.config.unroll_length or self.spec.episode_length
         collector, replay, episode_stats = self.collector.rollout(
             state.collector,
             state.replay,
@@ -158,21 +266,20 @@ class Trainer:
             unroll,
             "sample",
         )
-
-        def one_update(learner: TrainState, k: jax.Array):
-            sample_key, step_key = jax.random.split(k)
-            batch = self.replay.sample(replay, sample_key, self.config.batch_size)
-            return self.learner.update(learner, batch, step_key)
-
-        keys = jax.random.split(update_key, self.budget.grad_steps_per_iteration)
-        learner, metrics = jax.lax.scan(one_update, state.learner, keys)
-        metrics = {f"train/{k}": v.mean() for k, v in metrics.items()}
+        learner, metrics = self._updates(state.learner, replay, update_key)
         metrics.update({f"collect/{k}": v for k, v in episode_stats.items()})
         return LoopState(learner=learner, replay=replay, collector=collector, key=key), metrics
 
     def _evaluate(self, actor_params: Any, key: jax.Array) -> dict[str, jax.Array]:
         return evaluate_jax(self.env, self.nets, actor_params, key, self.config.eval_episodes)
 
-    def eval_key(self, env_steps: int) -> jax.Array:
-        """Evaluation draws depend on the seed and the step only, so a resumed run sees the same."""
-        return jax.random.fold_in(jax.random.key(self.config.seed + 1_000_003), env_steps)
+    # -- shared: K gradient steps under lax.scan -------------------------------------------------
+    def _updates(self, learner: TrainState, replay: ReplayState, key: jax.Array):
+        def one_update(learner: TrainState, k: jax.Array):
+            sample_key, step_key = jax.random.split(k)
+            batch = self.replay.sample(replay, sample_key, self.config.batch_size)
+            return self.learner.update(learner, batch, step_key)
+
+        keys = jax.random.split(key, self.budget.grad_steps_per_iteration)
+        learner, metrics = jax.lax.scan(one_update, learner, keys)
+        return learner, {f"train/{k}": v.mean() for k, v in metrics.items()}

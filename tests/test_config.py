@@ -38,7 +38,11 @@ def test_algorithm_presets_and_named_presets_apply_in_order():
     "kwargs, message",
     [
         ({"env": "point_FourRoom"}, "did you mean 'point_FourRooms'"),
-        ({"env": "sawyer_push"}, "not available yet"),
+        ({"env": "sawyer_push_image"}, "not available yet"),
+        ({"env": "sawyer_push", "backend": "mjx"}, "no 'mjx' backend; valid choices: auto, mujoco"),
+        ({"backend": "mjc"}, "unknown backend 'mjc'.*valid choices: auto, jax, mujoco, mjx"),
+        ({"num_actors": -1}, "num_actors must be >= 0"),
+        ({"worker_timeout_s": 0.0}, "worker_timeout_s must be positive"),
         ({"alg": "contrastive_nec"}, "did you mean 'contrastive_nce'"),
         ({"preset": "quik"}, "did you mean 'quick'"),
         ({"steps": 0}, "steps must be positive"),

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from contrastive_rl.envs import ENV_NAMES, EnvState, make_env
+from contrastive_rl.envs import ENV_NAMES, POINT_ENVS, EnvState, make_env
 from contrastive_rl.envs.point import WALLS
 
 
@@ -25,8 +25,9 @@ def run(env, env_state, action, steps=1, seed=0):
 
 
 def test_every_point_maze_constructs_with_the_original_layout():
-    assert ENV_NAMES == [f"point_{w}" for w in WALLS]
-    for name in ENV_NAMES:
+    assert POINT_ENVS == [f"point_{w}" for w in WALLS]
+    assert set(POINT_ENVS) <= set(ENV_NAMES)
+    for name in POINT_ENVS:
         env = make_env(name)
         spec = env.spec
         assert (spec.state_dim, spec.goal_dim, spec.action_dim, spec.obs_dim) == (2, 2, 2, 4)
@@ -122,4 +123,8 @@ def test_unknown_and_planned_environments_give_clear_errors():
     with pytest.raises(ValueError, match="did you mean 'point_FourRooms'"):
         make_env("point_Fourrooms")
     with pytest.raises(ValueError, match="not available yet"):
+        make_env("fetch_reach_image")
+    with pytest.raises(ValueError, match="steps on the host"):
         make_env("fetch_reach")
+    with pytest.raises(ValueError, match="no 'mjx' backend; valid choices: auto, mujoco"):
+        make_env("sawyer_push", backend="mjx")

@@ -94,7 +94,7 @@ def test_the_iteration_compiles_once():
     state = trainer.warmup(trainer.init())
     for _ in range(3):
         state, _ = trainer.iteration(state)
-    assert trainer.iteration._cache_size() == 1
+    assert trainer._jax_iteration._cache_size() == 1
 
 
 def test_resume_continues_exactly_where_it_stopped(tmp_path):

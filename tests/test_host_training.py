@@ -1,0 +1,82 @@
+"""The one training loop on host environments: worker processes feed the same replay and
+learner; exact resume; a crashing worker stops the run with a valid checkpoint."""
+
+import json
+
+import numpy as np
+import pytest
+
+from contrastive_rl import checkpoint, envs, rundir
+from contrastive_rl.config import make_config
+from contrastive_rl.runner import Run
+from contrastive_rl.workers import WorkerError
+
+SMALL = dict(
+    preset="debug",
+    num_envs=4,
+    num_actors=2,
+    batch_size=16,
+    min_replay_size=100,
+    hidden_layer_sizes=(16, 16),
+    repr_dim=8,
+    eval_episodes=6,
+)
+
+
+@pytest.fixture
+def toy_envs(monkeypatch):
+    """Register the toy host environments of ``host_toy`` for one test."""
+    names = ["toy", "toy_raise"]
+    monkeypatch.setattr(envs, "ENV_NAMES", envs.ENV_NAMES + names)
+    for name in names:
+        monkeypatch.setitem(envs.BACKENDS, name, ("mujoco",))
+        monkeypatch.setitem(envs.HOST_ENVS, name, "host_toy:make")
+
+
+def run(path, config, **kw):
+    rundir.prepare(str(path), config, resume=kw.get("resume", False))
+    return Run(config, str(path), progress_bar=False, **kw)
+
+
+def test_host_runs_do_their_budget_and_resume_exactly(toy_envs, tmp_path):
+    config = make_config(env="toy", steps=400, eval_every=160, **SMALL)
+    run(tmp_path / "straight", config).run()
+    straight = rundir.read_metrics(str(tmp_path / "straight"))
+    # 2 warm-up rounds of 4 envs x 20 steps, then 3 iterations of 80 steps and 80 updates
+    assert [r["env_steps"] for r in straight] == [160, 320, 400]
+    assert straight[-1]["grad_steps"] == 240
+    assert 0 <= straight[-1]["eval/success"] <= 1 and np.isfinite(straight[-1]["train/critic_loss"])
+
+    run(tmp_path / "halves", config).run(stop_after_iterations=4)  # stops at 320 steps
+    run(tmp_path / "halves", config, resume=True).run()
+    halves = rundir.read_metrics(str(tmp_path / "halves"))
+    assert [r["env_steps"] for r in halves] == [160, 320, 400]
+    for a, b in zip(straight, halves, strict=True):
+        assert a.keys() == b.keys()
+        for key in ["grad_steps", "eval/success", "eval/final_dist", "train/critic_loss"]:
+            if key in a:
+                assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
+
+
+def test_a_crashing_worker_stops_the_run_with_a_valid_checkpoint(toy_envs, tmp_path):
+    config = make_config(env="toy_raise", steps=400, eval_every=160, **SMALL)
+    path = tmp_path / "crash"
+    with pytest.raises(WorkerError, match="environment 'toy_raise'.*simulator exploded"):
+        run(path, config).run()
+    meta = json.load(open(path / "checkpoint.json"))
+    assert meta["progress"]["env_steps"] == 0  # the crash came in the first round
+    trainer_state = Run(config, str(path), resume=True, progress_bar=False)
+    assert trainer_state.progress.env_steps == 0
+    trainer_state.trainer.close()
+    assert checkpoint.has_checkpoint(str(path))
+
+
+@pytest.mark.parametrize("env", ["sawyer_push", "fetch_reach"])
+def test_each_simulator_family_trains(env, tmp_path):
+    config = make_config(
+        env=env, steps=1_200 if env == "sawyer_push" else 400, eval_every=10_000, **SMALL
+    )
+    result = run(tmp_path / env, config).run()
+    records = rundir.read_metrics(str(tmp_path / env))
+    assert records[-1]["grad_steps"] > 0 and np.isfinite(records[-1]["train/critic_loss"])
+    assert 0.0 <= result["eval/success"] <= 1.0 and np.isfinite(result["eval/final_dist"])

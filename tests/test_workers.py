@@ -1,0 +1,64 @@
+"""Host environments in worker processes: lockstep stepping, seeding, and failures."""
+
+import time
+
+import numpy as np
+import pytest
+
+from contrastive_rl.workers import EnvWorkers, WorkerError
+
+FACTORY = "host_toy:make"
+
+
+def rollout(workers, seeds, steps=5):
+    states, goals, dist = workers.reset(seeds)
+    trajectory = [states]
+    for t in range(steps):
+        actions = np.full((workers.num_envs, 2), np.sin(t), np.float32)
+        trajectory.append(workers.step(actions).states)
+    return goals, dist, np.stack(trajectory)
+
+
+def test_episodes_depend_on_seeds_not_on_how_envs_are_spread_over_workers():
+    seeds = np.arange(5) + 100
+    with EnvWorkers("toy", FACTORY, 5, num_workers=0) as local:
+        expected = rollout(local, seeds)
+    with EnvWorkers("toy", FACTORY, 5, num_workers=2) as spread:
+        assert spread.num_workers == 2 and spread.spec.episode_length == 20
+        got = rollout(spread, seeds)
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(a, b)
+    goals = expected[0]
+    assert len({tuple(g) for g in goals}) == 5  # every env drew its own goal
+
+
+def test_step_reports_success_and_distance_by_the_task_rule():
+    with EnvWorkers("toy", FACTORY, 2, num_workers=1) as workers:
+        states, goals, dist = workers.reset(np.array([1, 2]))
+        np.testing.assert_allclose(dist, np.linalg.norm(states - goals, axis=1), rtol=1e-6)
+        result = workers.step(np.zeros((2, 2), np.float32))
+        np.testing.assert_array_equal(result.success, result.distance < 0.5)
+
+
+@pytest.mark.parametrize(
+    "name, cause",
+    [
+        ("toy_raise", "raised during step.*simulator exploded"),
+        ("toy_exit", "died during step \\(exit code 3\\)"),
+        ("toy_hang", "did not answer step within 2 s \\(hung\\)"),
+    ],
+)
+def test_a_failing_worker_gives_a_clear_error_and_no_hang(name, cause):
+    workers = EnvWorkers(name, FACTORY, 4, num_workers=2, timeout_s=2.0)
+    workers.reset(np.arange(4))
+    start = time.monotonic()
+    with pytest.raises(WorkerError, match=f"worker 0 of 2 \\(environment '{name}'\\) {cause}"):
+        for _ in range(5):
+            workers.step(np.zeros((4, 2), np.float32))
+    assert time.monotonic() - start < 20
+    assert workers._procs == []  # every worker was stopped
+
+
+def test_an_environment_that_cannot_be_built_is_reported_at_start():
+    with pytest.raises(WorkerError, match="raised during start.*ModuleNotFoundError"):
+        EnvWorkers("toy", "no_such_module:make", 2, num_workers=1)
