@@ -7,16 +7,26 @@ Measures, after compilation, in steady state:
   bare update    K updates on one fixed batch (no sampling, no collection)
 and prints env steps/s, gradient steps/s and the loop / bare-update ratio.
 
+For host environments (CPU simulators in worker processes) it measures, for 1..N workers:
+  physics   the workers stepping every env with random actions (no policy)
+  collect   whole episodes with the policy in the loop (one jitted call per step)
+  loop      collection + insertion + K updates (the learner's gradient steps/s while collecting)
+beside the bare update.
+
     python benchmarks/throughput.py --env point_FourRooms --preset quick
+    python benchmarks/throughput.py --env fetch_reach --num_envs 32 --max_workers 2
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import platform
 import time
 
 import jax
+import numpy as np
 
 from contrastive_rl.cli import add_config_flags
 from contrastive_rl.config import FIELDS, make_config
@@ -87,22 +97,89 @@ def measure(config, repeats: int) -> list[tuple[str, float, float]]:
     ]
 
 
+def bare_update_rate(trainer: Trainer, state, repeats: int) -> float:
+    """Gradient steps/s of K updates on one fixed batch (no sampling, no collection)."""
+    config, learner, k = trainer.config, trainer.learner, trainer.budget.grad_steps_per_iteration
+
+    @jax.jit
+    def bare_update(s, batch):
+        def one(ts, key):
+            return learner.update(ts, batch, key)
+
+        return jax.lax.scan(one, s.learner, jax.random.split(s.key, k))
+
+    fixed = trainer.replay.sample(state.replay, jax.random.key(0), config.batch_size)
+    return k / timed(lambda: bare_update(state, fixed), repeats)
+
+
+def host_rows(trainer: Trainer, repeats: int, label: str) -> list[tuple[str, float, float]]:
+    """Physics alone, collection with the policy, and the whole loop, for one worker count."""
+    config, spec = trainer.config, trainer.spec
+    state = trainer.init()
+    for _ in range(trainer.budget.warmup_iterations):
+        state = trainer.warmup(state)
+    envs, n = trainer._train_envs, config.num_envs
+    rng = np.random.default_rng(0)
+
+    def physics():
+        envs.workers.reset(np.arange(n))
+        for _ in range(spec.episode_length):
+            envs.workers.step(rng.uniform(-1, 1, (n, spec.action_dim)))
+
+    def collect():
+        return envs.rollout(state.learner.actor_params, state.key, np.arange(n), "sample")
+
+    holder = {"state": state}
+
+    def loop():
+        holder["state"], metrics = trainer.iteration(holder["state"])
+        return metrics
+
+    steps, k = n * spec.episode_length, trainer.budget.grad_steps_per_iteration
+    t_loop = timed(loop, repeats)
+    return [
+        (f"physics, {label}", steps / timed(physics, repeats), 0.0),
+        (f"collect, {label}", steps / timed(collect, repeats), 0.0),
+        (f"loop, {label}", steps / t_loop, k / t_loop),
+        ("bare update", 0.0, bare_update_rate(trainer, holder["state"], repeats)),
+    ]
+
+
+def measure_host(config, repeats: int, max_workers: int) -> list[tuple[str, float, float]]:
+    """Rows per worker count for a host environment, then the bare update."""
+    rows = []
+    for workers in range(1, max_workers + 1):
+        trainer = Trainer(dataclasses.replace(config, num_actors=workers))
+        try:
+            *parts, bare = host_rows(trainer, repeats, f"{workers} workers")
+        finally:
+            trainer.close()
+        rows += parts
+    return rows + [bare]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_config_flags(parser)
     parser.add_argument("--repeats", type=int, default=3, help="timed iterations (best of)")
+    parser.add_argument(
+        "--max_workers", type=int, default=os.cpu_count(), help="host envs: 1..N workers"
+    )
     args = parser.parse_args()
     overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
     config = make_config(**overrides)
-    rows = measure(config, args.repeats)
+    if Trainer.runs_on_host(config):
+        rows = measure_host(config, args.repeats, args.max_workers)
+    else:
+        rows = measure(config, args.repeats)
     bare = rows[-1][2]
     print(
         f"# {config.env} {config.alg} preset={config.preset} num_envs={config.num_envs} "
         f"batch={config.batch_size} hidden={config.hidden_layer_sizes} utd={config.utd}"
     )
     print(
-        f"# {platform.machine()} {jax.devices()[0].device_kind} x{jax.device_count()}, "
-        f"jax {jax.__version__}"
+        f"# {platform.machine()} {os.cpu_count()} cores, {jax.devices()[0].device_kind} "
+        f"x{jax.device_count()}, jax {jax.__version__}"
     )
     print(f"{'part':15s} {'env steps/s':>12s} {'grad steps/s':>13s} {'grad/bare':>10s}")
     for name, sps, gps in rows:

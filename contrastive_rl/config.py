@@ -53,6 +53,9 @@ class Config:
     learning_rate: float = _f(3e-4, "critic Adam learning rate")
     actor_learning_rate: float = _f(3e-4, "actor Adam learning rate")
     adam_eps: float = _f(1e-7, "Adam epsilon of actor and critic (the original's 1e-7)")
+    lr_schedule: str = _f(
+        "constant", "learning rates over the run: constant (the original), linear or cosine to 0"
+    )
     discount: float = _f(0.99, "discount: the future-goal distribution and the TD losses")
     tau: float = _f(0.005, "Polyak rate of the target critic (TD losses only)")
     entropy_coefficient: float | None = _f(
@@ -86,6 +89,7 @@ class Config:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+LR_SCHEDULES = ("constant", "linear", "cosine")
 
 # The original launcher's per-algorithm settings (lp_contrastive.py).
 ALGORITHM_PRESETS: dict[str, dict[str, Any]] = {
@@ -182,6 +186,11 @@ def validate(c: Config) -> None:
     ]:
         if not getattr(c, name) > 0:
             raise ConfigError(f"{name} must be positive, got {getattr(c, name)}")
+    if c.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(
+            f"unknown lr_schedule {c.lr_schedule!r}{closest(c.lr_schedule, list(LR_SCHEDULES))}; "
+            f"valid choices: {', '.join(LR_SCHEDULES)}"
+        )
     if c.unroll_length < 0:
         raise ConfigError(f"unroll_length must be >= 0 (0 = whole episodes), got {c.unroll_length}")
     if c.min_replay_size < 0:

@@ -34,15 +34,31 @@ class TrainState:
     alpha_opt_state: Any
 
 
-class Learner:
-    """Builds the optimisers and losses of ``config.alg`` once; ``init`` and ``update`` are pure."""
+def learning_rate(peak: float, schedule: str, total_steps: int) -> optax.ScalarOrSchedule:
+    """The constant rate of the original, or a decay to 0 over the run's gradient steps."""
+    if schedule == "linear":
+        return optax.linear_schedule(peak, 0.0, max(total_steps, 1))
+    if schedule == "cosine":
+        return optax.cosine_decay_schedule(peak, max(total_steps, 1))
+    return peak
 
-    def __init__(self, nets: Networks, config: Config):
+
+class Learner:
+    """Builds the optimisers and losses of ``config.alg`` once; ``init`` and ``update`` are pure.
+
+    ``total_grad_steps`` is the run's budget of updates, the horizon of a decaying ``lr_schedule``.
+    """
+
+    def __init__(self, nets: Networks, config: Config, total_grad_steps: int = 0):
         self.nets = nets
         self.config = config
         self.algorithm = ALGORITHMS[config.alg]
-        self.actor_optimizer = optax.adam(config.actor_learning_rate, eps=config.adam_eps)
-        self.critic_optimizer = optax.adam(config.learning_rate, eps=config.adam_eps)
+        actor_lr, critic_lr = (
+            learning_rate(lr, config.lr_schedule, total_grad_steps)
+            for lr in (config.actor_learning_rate, config.learning_rate)
+        )
+        self.actor_optimizer = optax.adam(actor_lr, eps=config.adam_eps)
+        self.critic_optimizer = optax.adam(critic_lr, eps=config.adam_eps)
         self.alpha_optimizer = optax.adam(ALPHA_LEARNING_RATE)
         self.actor_loss = make_actor_loss(config.alg, nets, config)
         self.critic_loss = (

@@ -112,6 +112,11 @@ class Trainer:
     them to the same jitted insertion and K updates. Call ``close`` to stop the workers.
     """
 
+    @staticmethod
+    def runs_on_host(config: Config) -> bool:
+        """Whether ``config``'s environment steps in worker processes (a CPU simulator)."""
+        return resolve_backend(config.env, config.backend) == "mujoco"
+
     def __init__(self, config: Config):
         self.config = config
         self.backend = resolve_backend(config.env, config.backend)
@@ -133,8 +138,8 @@ class Trainer:
             spec = self.env.spec
         self.spec = spec
         self.nets = make_networks(spec, config)
-        self.learner = Learner(self.nets, config)
         self.budget = Budget.make(config, spec.episode_length)
+        self.learner = Learner(self.nets, config, self.budget.total_grad_steps)
         self.replay = EpisodeReplay.for_transitions(
             spec, config.max_replay_size, config.discount, min_episodes=config.num_envs
         )

@@ -42,6 +42,7 @@ def test_algorithm_presets_and_named_presets_apply_in_order():
         ({"env": "sawyer_push", "backend": "mjx"}, "no 'mjx' backend; valid choices: auto, mujoco"),
         ({"backend": "mjc"}, "unknown backend 'mjc'.*valid choices: auto, jax, mujoco, mjx"),
         ({"num_actors": -1}, "num_actors must be >= 0"),
+        ({"lr_schedule": "cosin"}, "did you mean 'cosine'.*constant, linear, cosine"),
         ({"worker_timeout_s": 0.0}, "worker_timeout_s must be positive"),
         ({"alg": "contrastive_nec"}, "did you mean 'contrastive_nce'"),
         ({"preset": "quik"}, "did you mean 'quick'"),
@@ -76,3 +77,12 @@ def test_config_is_frozen_and_validated_on_construction():
 def test_adaptive_entropy_is_spelled_none():
     c = make_config(entropy_coefficient=None, target_entropy=-1.0)
     assert c.adaptive_entropy and c.target_entropy == -1.0
+
+
+def test_learning_rate_schedules_decay_to_zero_over_the_run():
+    from contrastive_rl.learner import learning_rate
+
+    assert learning_rate(1e-3, "constant", 100) == 1e-3
+    linear, cosine = learning_rate(1e-3, "linear", 100), learning_rate(1e-3, "cosine", 100)
+    assert [float(linear(t)) for t in (0, 50, 100)] == pytest.approx([1e-3, 5e-4, 0.0])
+    assert [float(cosine(t)) for t in (0, 50, 100)] == pytest.approx([1e-3, 5e-4, 0.0], abs=1e-9)
