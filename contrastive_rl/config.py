@@ -70,6 +70,10 @@ class Config:
     random_goals: float = _f(0.5, "actor goals: 0 relabelled, 0.5 both halves, 1 shuffled")
     bc_coef: float = _f(0.0, "weight of the behaviour-cloning term in the actor loss, in [0,1]")
 
+    devices: int = _f(
+        0, "devices to split each batch over (data parallel, global negatives); 0 = all local"
+    )
+
     # -- evaluation, logging, checkpoints ------------------------------------------------------
     eval_every: int = _f(50_000, "environment steps between evaluations")
     eval_episodes: int = _f(200, "episodes per evaluation (deterministic policy, fresh goals)")
@@ -175,6 +179,8 @@ def validate(c: Config) -> None:
     for name in positive:
         if getattr(c, name) <= 0:
             raise ConfigError(f"{name} must be positive, got {getattr(c, name)}")
+    if c.devices < 0:
+        raise ConfigError(f"devices must be >= 0 (0 = all local devices), got {c.devices}")
     if c.num_actors < 0:
         raise ConfigError(f"num_actors must be >= 0 (0 = one per core), got {c.num_actors}")
     for name in [

@@ -86,6 +86,7 @@ class Run:
         self.progress = Progress(next_eval=config.eval_every)
         if resume and checkpoint.has_checkpoint(self.checkpoint_dir):
             self.state, meta = checkpoint.load_checkpoint(self.checkpoint_dir, self.state)
+            self.state = self.trainer.place(self.state)
             self.progress = Progress(**meta["progress"])
         self.metrics = rundir.MetricsLogger(path, resume=resume)
         self.last_eval: dict[str, float] = {}

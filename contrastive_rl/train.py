@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from contrastive_rl.collect import CollectorState, HostCollector, JaxCollector, episode_seeds
 from contrastive_rl.config import Config, ConfigError
@@ -104,6 +105,30 @@ class Budget:
         )
 
 
+def data_parallel_mesh(config: Config) -> Mesh | None:
+    """A 1-D mesh over the devices that share each batch, or None for a single device.
+
+    Every device holds the parameters and the replay; each computes the losses of its rows of
+    the batch, while the contrastive logits still pair every row with every goal of the whole
+    batch (the compiler gathers the representations), so results match one device.
+    """
+    available = jax.local_devices()
+    count = config.devices or len(available)
+    if count > len(available):
+        raise ConfigError(
+            f"devices ({count}) exceeds the {len(available)} local "
+            f"{available[0].platform} device(s); valid: 0 (all) or 1..{len(available)}"
+        )
+    if count == 1:
+        return None
+    if config.batch_size % count:
+        raise ConfigError(
+            f"batch_size ({config.batch_size}) must be divisible by the {count} devices "
+            f"that split it"
+        )
+    return Mesh(np.array(available[:count]), ("data",))
+
+
 class Trainer:
     """The jitted pieces of a run; the host loop in ``runner.Run`` drives them.
 
@@ -137,6 +162,7 @@ class Trainer:
             self.env = make_env(config.env, self.backend)
             spec = self.env.spec
         self.spec = spec
+        self.mesh = data_parallel_mesh(config)
         self.nets = make_networks(spec, config)
         self.budget = Budget.make(config, spec.episode_length)
         self.learner = Learner(self.nets, config, self.budget.total_grad_steps)
@@ -177,12 +203,19 @@ class Trainer:
             collector = jnp.zeros((), jnp.int32)
         else:
             collector = self.collector.init(collector_key)
-        return LoopState(
+        state = LoopState(
             learner=self.learner.init(learner_key),
             replay=self.replay.init(),
             collector=collector,
             key=loop_key,
         )
+        return self.place(state)
+
+    def place(self, state: LoopState) -> LoopState:
+        """Replicate the loop state over the data-parallel devices (a no-op on one device)."""
+        if self.mesh is None:
+            return state
+        return jax.device_put(state, NamedSharding(self.mesh, PartitionSpec()))
 
     def close(self) -> None:
         """Stop the worker processes of host environments (nothing to do for JAX ones)."""
@@ -283,6 +316,9 @@ class Trainer:
         def one_update(learner: TrainState, k: jax.Array):
             sample_key, step_key = jax.random.split(k)
             batch = self.replay.sample(replay, sample_key, self.config.batch_size)
+            if self.mesh is not None:  # rows split over devices; XLA gathers the negatives
+                rows = NamedSharding(self.mesh, PartitionSpec("data"))
+                batch = jax.lax.with_sharding_constraint(batch, rows)
             return self.learner.update(learner, batch, step_key)
 
         keys = jax.random.split(key, self.budget.grad_steps_per_iteration)

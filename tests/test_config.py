@@ -42,6 +42,7 @@ def test_algorithm_presets_and_named_presets_apply_in_order():
         ({"env": "sawyer_push", "backend": "mjx"}, "no 'mjx' backend; valid choices: auto, mujoco"),
         ({"backend": "mjc"}, "unknown backend 'mjc'.*valid choices: auto, jax, mujoco, mjx"),
         ({"num_actors": -1}, "num_actors must be >= 0"),
+        ({"devices": -2}, "devices must be >= 0"),
         ({"lr_schedule": "cosin"}, "did you mean 'cosine'.*constant, linear, cosine"),
         ({"worker_timeout_s": 0.0}, "worker_timeout_s must be positive"),
         ({"alg": "contrastive_nec"}, "did you mean 'contrastive_nce'"),
