@@ -64,6 +64,9 @@ class Config:
     target_entropy: float = _f(0.0, "target entropy of the adaptive alpha (the original's 0)")
     hidden_layer_sizes: tuple[int, ...] = _f((256, 256), "hidden sizes of actor and critic MLPs")
     repr_dim: int = _f(64, "size of the representations phi(s,a) and psi(g)")
+    precision: str = _f(
+        "fp32", "compute dtype of the networks: fp32, or bf16 (float32 parameters and losses)"
+    )
     repr_norm: bool = _f(False, "L2-normalise representations, learned temperature")
     layer_norm: bool = _f(False, "layer norm before every hidden ReLU of the critic encoders")
     twin_q: bool = _f(False, "two independent critics (min for the actor)")
@@ -192,6 +195,8 @@ def validate(c: Config) -> None:
     ]:
         if not getattr(c, name) > 0:
             raise ConfigError(f"{name} must be positive, got {getattr(c, name)}")
+    if c.precision not in ("fp32", "bf16"):
+        raise ConfigError(f"unknown precision {c.precision!r}; valid choices: fp32, bf16")
     if c.lr_schedule not in LR_SCHEDULES:
         raise ConfigError(
             f"unknown lr_schedule {c.lr_schedule!r}{closest(c.lr_schedule, list(LR_SCHEDULES))}; "

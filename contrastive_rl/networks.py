@@ -27,6 +27,7 @@ Initializer = Callable[..., jax.Array]
 glorot_uniform: Initializer = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")
 lecun_uniform: Initializer = nn.initializers.variance_scaling(1.0, "fan_in", "uniform")
 
+COMPUTE_DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}  # --precision
 MIN_SCALE = 1e-6  # the original passes min_scale=1e-6 to acme's NormalTanhDistribution
 THRESHOLD = 0.999  # acme TanhTransformedDistribution: actions are clipped to +-THRESHOLD
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -39,14 +40,16 @@ class MLP(nn.Module):
     kernel_init: Initializer
     activate_final: bool = False
     layer_norm: bool = False
+    dtype: jnp.dtype = jnp.float32  # compute dtype; parameters stay float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         for i, size in enumerate(self.sizes):
-            x = nn.Dense(size, kernel_init=self.kernel_init, bias_init=nn.initializers.zeros)(x)
+            zeros = nn.initializers.zeros
+            x = nn.Dense(size, kernel_init=self.kernel_init, bias_init=zeros, dtype=self.dtype)(x)
             if i < len(self.sizes) - 1 or self.activate_final:
                 if self.layer_norm:
-                    x = nn.LayerNorm()(x)
+                    x = nn.LayerNorm(dtype=self.dtype)(x)
                 x = nn.relu(x)
         return x
 
@@ -70,14 +73,17 @@ class Critic(nn.Module):
     twin: bool = False
     repr_norm: bool = False
     layer_norm: bool = False
+    dtype: jnp.dtype = jnp.float32  # compute dtype of the encoders (bf16 option)
 
     def setup(self) -> None:
         sizes = (*self.hidden, self.repr_dim)
         n = 2 if self.twin else 1
-        self.sa_encoders = [
-            MLP(sizes, glorot_uniform, layer_norm=self.layer_norm) for _ in range(n)
-        ]
-        self.g_encoders = [MLP(sizes, glorot_uniform, layer_norm=self.layer_norm) for _ in range(n)]
+
+        def encoder() -> MLP:
+            return MLP(sizes, glorot_uniform, layer_norm=self.layer_norm, dtype=self.dtype)
+
+        self.sa_encoders = [encoder() for _ in range(n)]
+        self.g_encoders = [encoder() for _ in range(n)]
         if self.repr_norm:
             self.log_scale = self.param("log_scale", nn.initializers.zeros, ())
 
@@ -86,8 +92,9 @@ class Critic(nn.Module):
     ) -> tuple[jax.Array, jax.Array]:
         """``(phi [B, n, repr_dim], psi [B, n, repr_dim])`` with n = 2 for twins, else 1."""
         sa = jnp.concatenate([state, action], axis=-1)
-        phi = jnp.stack([enc(sa) for enc in self.sa_encoders], axis=-2)
-        psi = jnp.stack([enc(goal) for enc in self.g_encoders], axis=-2)
+        # Encoders may compute in bf16; representations, logits and losses are float32.
+        phi = jnp.stack([enc(sa) for enc in self.sa_encoders], axis=-2).astype(jnp.float32)
+        psi = jnp.stack([enc(goal) for enc in self.g_encoders], axis=-2).astype(jnp.float32)
         if self.repr_norm:
             phi = _l2_normalise(phi) / jnp.exp(self.log_scale)
             psi = _l2_normalise(psi)
@@ -104,11 +111,13 @@ class Actor(nn.Module):
 
     hidden: tuple[int, ...]
     action_dim: int
+    dtype: jnp.dtype = jnp.float32  # compute dtype of the torso (bf16 option)
 
     @nn.compact
     def __call__(self, state: jax.Array, goal: jax.Array) -> tuple[jax.Array, jax.Array]:
         x = jnp.concatenate([state, goal], axis=-1)
-        x = MLP(tuple(self.hidden), lecun_uniform, activate_final=True, name="torso")(x)
+        torso = MLP(tuple(self.hidden), lecun_uniform, True, dtype=self.dtype, name="torso")
+        x = torso(x).astype(jnp.float32)  # the distribution's head stays float32
         zeros = nn.initializers.zeros
         loc = nn.Dense(self.action_dim, kernel_init=lecun_uniform, bias_init=zeros, name="loc")(x)
         pre_scale = nn.Dense(
@@ -200,16 +209,17 @@ class Networks:
 def make_networks(spec: EnvSpec, config: Config) -> Networks:
     """The original's networks for ``spec`` with the sizes and options of ``config``."""
     hidden = tuple(config.hidden_layer_sizes)
+    dtype = COMPUTE_DTYPES[config.precision]
     critic = Critic(
         hidden=hidden,
         repr_dim=config.repr_dim,
         twin=config.twin_q,
         repr_norm=config.repr_norm,
         layer_norm=config.layer_norm,
+        dtype=dtype,
     )
-    return Networks(
-        critic=critic, actor=Actor(hidden=hidden, action_dim=spec.action_dim), spec=spec
-    )
+    actor = Actor(hidden=hidden, action_dim=spec.action_dim, dtype=dtype)
+    return Networks(critic=critic, actor=actor, spec=spec)
 
 
 def init_params(nets: Networks, key: jax.Array) -> tuple[dict, dict]:

@@ -232,3 +232,23 @@ def test_samples_in_open_interval_and_reparameterised():
     # reparameterised: the sample moves with loc
     g = jax.grad(lambda m: sample_action(m, scale[:4], key).sum())(loc[:4])
     assert np.all(np.asarray(g) > 0)
+
+
+def test_bf16_networks_keep_float32_parameters_and_outputs_close_to_fp32():
+    full = make_networks(SPEC, make_config(preset="paper"))
+    half = make_networks(SPEC, make_config(preset="paper", precision="bf16"))
+    actor_params, critic_params = init_params(full, jax.random.key(3))
+    assert {x.dtype for x in jax.tree.leaves((actor_params, critic_params))} == {
+        np.dtype("float32")
+    }
+    state, action, goal = _inputs(jax.random.key(4), b=16)
+    want = full.critic_logits(critic_params, state, action, goal)
+    got = half.critic_logits(critic_params, state, action, goal)  # same parameters
+    assert got.dtype == jnp.float32
+    scale = float(jnp.abs(want).max())
+    assert float(jnp.abs(got - want).max()) < 0.05 * scale  # bf16 keeps ~3 significant digits
+    assert float(jnp.abs(got - want).max()) > 0  # and it did compute in bf16
+    loc_full, _ = full.policy(actor_params, state, goal)
+    loc_half, scale_half = half.policy(actor_params, state, goal)
+    assert loc_half.dtype == scale_half.dtype == jnp.float32
+    np.testing.assert_allclose(loc_half, loc_full, atol=0.05 * float(jnp.abs(loc_full).max()))
