@@ -2,6 +2,7 @@
 
 Measures, after compilation, in steady state:
   loop      the jitted training iteration (collection + insertion + K updates with sampling)
+  physics   the environments alone (same envs, same unroll, uniform random actions)
   collect   the collection rollout alone (same envs, same unroll, policy sampling)
   sample+update  K updates that each sample a batch from the replay (no collection)
   bare update    K updates on one fixed batch (no sampling, no collection)
@@ -60,6 +61,20 @@ def measure(config, repeats: int) -> list[tuple[str, float, float]]:
         holder["state"], metrics = trainer.iteration(holder["state"])
         return metrics
 
+    env = trainer.env
+
+    @jax.jit
+    def physics(s):
+        def one(envs, key):
+            act_key, step_key = jax.random.split(key)
+            actions = jax.random.uniform(
+                act_key, (config.num_envs, env.spec.action_dim), minval=-1.0, maxval=1.0
+            )
+            keys = jax.random.split(step_key, config.num_envs)
+            return jax.vmap(env.step)(envs, actions, keys), None
+
+        return jax.lax.scan(one, s.collector.envs, jax.random.split(s.key, unroll))[0]
+
     @jax.jit
     def collect(s):
         return trainer.collector.rollout(
@@ -84,6 +99,7 @@ def measure(config, repeats: int) -> list[tuple[str, float, float]]:
     fixed = replay.sample(state.replay, jax.random.key(0), config.batch_size)
     t_loop = timed(loop, repeats)
     snapshot = holder["state"]
+    t_physics = timed(lambda: physics(snapshot), repeats)
     t_collect = timed(lambda: collect(snapshot), repeats)
     t_sample = timed(lambda: sample_update(snapshot), repeats)
     t_bare = timed(lambda: bare_update(snapshot, fixed), repeats)
@@ -91,6 +107,7 @@ def measure(config, repeats: int) -> list[tuple[str, float, float]]:
     assert steps == config.num_envs * unroll
     return [
         ("loop", steps / t_loop, k / t_loop),
+        ("physics", steps / t_physics, 0.0),
         ("collect", steps / t_collect, 0.0),
         ("sample+update", 0.0, k / t_sample),
         ("bare update", 0.0, k / t_bare),
@@ -181,12 +198,17 @@ def main() -> None:
         f"# {platform.machine()} {os.cpu_count()} cores, {jax.devices()[0].device_kind} "
         f"x{jax.device_count()}, jax {jax.__version__}"
     )
-    print(f"{'part':15s} {'env steps/s':>12s} {'grad steps/s':>13s} {'grad/bare':>10s}")
+    physics = max((sps for name, sps, _ in rows if name.startswith("physics")), default=0.0)
+    print(
+        f"{'part':18s} {'env steps/s':>12s} {'grad steps/s':>13s} {'grad/bare':>10s} "
+        f"{'env/physics':>12s}"
+    )
     for name, sps, gps in rows:
         ratio = f"{gps / bare:10.2f}" if gps else f"{'':10s}"
+        vs_physics = f"{sps / physics:12.2f}" if sps and physics else ""
         sps_text = f"{sps:12.0f}" if sps else f"{'-':>12s}"
         gps_text = f"{gps:13.1f}" if gps else f"{'-':>13s}"
-        print(f"{name:15s} {sps_text} {gps_text} {ratio}")
+        print(f"{name:18s} {sps_text} {gps_text} {ratio} {vs_physics}")
 
 
 if __name__ == "__main__":
