@@ -71,11 +71,11 @@ def test_a_crashing_worker_stops_the_run_with_a_valid_checkpoint(toy_envs, tmp_p
     assert checkpoint.has_checkpoint(str(path))
 
 
-@pytest.mark.parametrize("env", ["sawyer_push", "fetch_reach"])
-def test_each_simulator_family_trains(env, tmp_path):
-    config = make_config(
-        env=env, steps=1_200 if env == "sawyer_push" else 400, eval_every=10_000, **SMALL
-    )
+@pytest.mark.parametrize(
+    "env, steps", [("sawyer_push", 1_200), ("fetch_reach", 400), ("ant_umaze", 5_600)]
+)
+def test_each_simulator_family_trains(env, steps, tmp_path):
+    config = make_config(env=env, steps=steps, eval_every=10_000, **SMALL)
     result = run(tmp_path / env, config).run()
     records = rundir.read_metrics(str(tmp_path / env))
     assert records[-1]["grad_steps"] > 0 and np.isfinite(records[-1]["train/critic_loss"])
