@@ -153,10 +153,11 @@ def host_rows(trainer: Trainer, repeats: int, label: str) -> list[tuple[str, flo
         return metrics
 
     steps, k = n * spec.episode_length, trainer.budget.grad_steps_per_iteration
-    t_loop = timed(loop, repeats)
+    t_physics, t_collect = timed(physics, repeats), timed(collect, repeats)
+    t_loop = timed(loop, repeats)  # last: the iteration donates (consumes) the state it gets
     return [
-        (f"physics, {label}", steps / timed(physics, repeats), 0.0),
-        (f"collect, {label}", steps / timed(collect, repeats), 0.0),
+        (f"physics, {label}", steps / t_physics, 0.0),
+        (f"collect, {label}", steps / t_collect, 0.0),
         (f"loop, {label}", steps / t_loop, k / t_loop),
         ("bare update", 0.0, bare_update_rate(trainer, holder["state"], repeats)),
     ]
