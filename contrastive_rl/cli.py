@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 def command_train(args: argparse.Namespace) -> int:
     from contrastive_rl import rundir
     from contrastive_rl.runner import Run
+    from contrastive_rl.train import Trainer
 
     overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
     if args.resume:
@@ -97,13 +98,19 @@ def command_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume continues a run with its saved config; remove {given}")
         path = args.resume
         config = rundir.load_config(path)
-        resume = rundir.prepare(path, config, resume=True, overwrite=False).resume
     else:
         config = make_config(**overrides)
         path = config.run_dir or rundir.default_run_dir(config)
-        resume = rundir.prepare(path, config, resume=False, overwrite=args.overwrite).resume
+    trainer = Trainer(config)  # refuses what cannot run (budget, sizes) before anything is written
+    try:
+        prepared = rundir.prepare(path, config, resume=bool(args.resume), overwrite=args.overwrite)
+    except BaseException:
+        trainer.close()
+        raise
     print(f"run directory: {path}", file=sys.stderr)
-    result = Run(config, path, resume=resume, progress_bar=not args.no_progress).run()
+    progress_bar = not args.no_progress
+    run = Run(config, path, prepared.resume, progress_bar=progress_bar, trainer=trainer)
+    result = run.run()
     print(json.dumps({"run_dir": path, **result}, indent=1))
     return 0
 

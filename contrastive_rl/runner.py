@@ -76,8 +76,15 @@ class StopRequest:
 class Run:
     """One training run in its directory; ``run()`` trains to the budget, returns the last eval."""
 
-    def __init__(self, config: Config, path: str, resume: bool = False, progress_bar: bool = True):
-        self.trainer = Trainer(config)
+    def __init__(
+        self,
+        config: Config,
+        path: str,
+        resume: bool = False,
+        progress_bar: bool = True,
+        trainer: Trainer | None = None,
+    ):
+        self.trainer = trainer or Trainer(config)
         self.config = config
         self.path = path
         self.progress_bar = progress_bar

@@ -91,7 +91,7 @@ class Budget:
                 f"steps ({config.steps}) leaves no training after the random-action warm-up of "
                 f"{warmup_iterations * warmup_round} env steps (min_replay_size "
                 f"{config.min_replay_size}, rounded up to whole episodes of {config.num_envs} "
-                f"envs); raise steps or lower min_replay_size"
+                f"envs); raise steps, or lower min_replay_size or num_envs"
             )
         train_iterations = math.ceil(remaining / per_iteration)
         total = warmup_iterations * warmup_round + train_iterations * per_iteration

@@ -102,3 +102,11 @@ def test_list_shows_every_environment_and_algorithm(capsys):
         "paper",
     ]:
         assert name in out, name
+
+
+def test_a_budget_that_cannot_run_is_refused_before_the_run_directory_is_written(tmp_path, capsys):
+    path = tmp_path / "run"
+    args = ["train", *TINY, "--run-dir", str(path), "--steps", "100"]
+    assert main(args) == 2
+    assert "leaves no training" in capsys.readouterr().err
+    assert not path.exists()  # a corrected command is not blocked by a half-made run
