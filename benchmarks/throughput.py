@@ -31,6 +31,7 @@ import numpy as np
 
 from contrastive_rl.cli import add_config_flags
 from contrastive_rl.config import FIELDS, make_config
+from contrastive_rl.envs import resolve_backend
 from contrastive_rl.train import Trainer
 
 
@@ -186,7 +187,7 @@ def main() -> None:
     args = parser.parse_args()
     overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
     config = make_config(**overrides)
-    if Trainer.runs_on_host(config):
+    if resolve_backend(config.env, config.backend) == "mujoco":
         rows = measure_host(config, args.repeats, args.max_workers)
     else:
         rows = measure(config, args.repeats)

@@ -157,9 +157,6 @@ class HostCollector:
         states[:, t_max] = state
         return states, actions, episode_metrics(initial, distance, success)
 
-    def close(self) -> None:
-        self.workers.close()
-
 
 def episode_metrics(initial: Any, distance: Any, success: Any) -> dict[str, Any]:
     """Success and distances of each episode from ``distance``/``success`` of shape [T, episodes]

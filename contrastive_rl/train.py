@@ -137,21 +137,27 @@ class Trainer:
     them to the same jitted insertion and K updates. Call ``close`` to stop the workers.
     """
 
-    @staticmethod
-    def runs_on_host(config: Config) -> bool:
-        """Whether ``config``'s environment steps in worker processes (a CPU simulator)."""
-        return resolve_backend(config.env, config.backend) == "mujoco"
-
     def __init__(self, config: Config):
         self.config = config
         self.backend = resolve_backend(config.env, config.backend)
         self.on_host = self.backend == "mujoco"
         self.env: JaxEnv | None = None
+        self.collector: JaxCollector | None = None
+        self._workers: list[EnvWorkers] = []  # host environments: training, then evaluation
         self._train_envs: HostCollector | None = None
         self._eval_envs: HostCollector | None = None
+        try:
+            self._build()
+        except BaseException:  # a refused config must not leave worker processes behind
+            self.close()
+            raise
+
+    def _build(self) -> None:
+        config = self.config
         if self.on_host:
             self.num_actors = config.num_actors or os.cpu_count() or 1
-            spec = self._host_collector(config.num_envs).spec  # starts the workers
+            train_workers = self._start_workers(config.num_envs)
+            spec = train_workers.spec
             if config.unroll_length not in (0, spec.episode_length):
                 raise ConfigError(
                     f"unroll_length ({config.unroll_length}) must be 0 or the episode length "
@@ -175,8 +181,7 @@ class Trainer:
                 f"({self.replay.capacity} episodes of {spec.episode_length} transitions)"
             )
         if self.on_host:
-            self.collector = None
-            self._train_envs = HostCollector(self._train_workers, self.nets)
+            self._train_envs = HostCollector(train_workers, self.nets)
             self._insert = jax.jit(self._insert_episodes, donate_argnums=0)
             self._learn = jax.jit(self._learn_from_episodes, donate_argnums=0)
         else:
@@ -185,16 +190,16 @@ class Trainer:
             self._jax_iteration = jax.jit(self._iteration, donate_argnums=0)
             self._jax_evaluate = jax.jit(self._evaluate)
 
-    # -- construction --------------------------------------------------------------------------
-    def _host_collector(self, num_envs: int) -> EnvWorkers:
-        self._train_workers = EnvWorkers(
+    def _start_workers(self, num_envs: int) -> EnvWorkers:
+        workers = EnvWorkers(
             self.config.env,
             HOST_ENVS[self.config.env],
             num_envs,
             self.num_actors,
             timeout_s=self.config.worker_timeout_s,
         )
-        return self._train_workers
+        self._workers.append(workers)
+        return workers
 
     def init(self) -> LoopState:
         key = jax.random.key(self.config.seed)
@@ -219,9 +224,9 @@ class Trainer:
 
     def close(self) -> None:
         """Stop the worker processes of host environments (nothing to do for JAX ones)."""
-        for collector in (self._train_envs, self._eval_envs):
-            if collector is not None:
-                collector.close()
+        for workers in self._workers:
+            workers.close()
+        self._workers = []
         self._train_envs = self._eval_envs = None
 
     # -- what the run loop calls ---------------------------------------------------------------
@@ -229,9 +234,8 @@ class Trainer:
         """One whole episode per env with random actions (or the initial policy)."""
         if not self.on_host:
             return self._jax_warmup(state)
-        how = "random" if self.config.use_random_actor else "sample"
         key, rollout_key = jax.random.split(state.key)
-        states, actions, _ = self._host_rollout(state, rollout_key, how)
+        states, actions, _ = self._host_rollout(state, rollout_key, self._warmup_how)
         return self._insert(state.replace(key=key), states, actions)
 
     def iteration(self, state: LoopState) -> tuple[LoopState, dict[str, jax.Array]]:
@@ -249,15 +253,13 @@ class Trainer:
         if not self.on_host:
             return self._jax_evaluate(actor_params, key)
         if self._eval_envs is None:  # the evaluator's own environments, started on first use
-            workers = EnvWorkers(
-                self.config.env,
-                HOST_ENVS[self.config.env],
-                min(self.config.num_envs, self.config.eval_episodes),
-                self.num_actors,
-                timeout_s=self.config.worker_timeout_s,
-            )
+            workers = self._start_workers(min(self.config.num_envs, self.config.eval_episodes))
             self._eval_envs = HostCollector(workers, self.nets)
         return evaluate_host(self._eval_envs, actor_params, key, self.config.eval_episodes)
+
+    @property
+    def _warmup_how(self) -> str:
+        return "random" if self.config.use_random_actor else "sample"
 
     def eval_key(self, env_steps: int) -> jax.Array:
         """Evaluation draws depend on the seed and the step only, so a resumed run sees the same."""
@@ -282,14 +284,13 @@ class Trainer:
     # -- JAX environments ----------------------------------------------------------------------
     def _warmup(self, state: LoopState) -> LoopState:
         key, rollout_key = jax.random.split(state.key)
-        how = "random" if self.config.use_random_actor else "sample"
         collector, replay, _ = self.collector.rollout(
             state.collector,
             state.replay,
             state.learner.actor_params,
             rollout_key,
             self.spec.episode_length,
-            how,
+            self._warmup_how,
         )
         return state.replace(collector=collector, replay=replay, key=key)
 

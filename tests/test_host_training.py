@@ -2,13 +2,15 @@
 learner; exact resume; a crashing worker stops the run with a valid checkpoint."""
 
 import json
+import multiprocessing
 
 import numpy as np
 import pytest
 
-from contrastive_rl import checkpoint, envs, rundir
-from contrastive_rl.config import make_config
+from contrastive_rl import envs, rundir
+from contrastive_rl.config import ConfigError, make_config
 from contrastive_rl.runner import Run
+from contrastive_rl.train import Trainer
 from contrastive_rl.workers import WorkerError
 
 SMALL = dict(
@@ -65,10 +67,15 @@ def test_a_crashing_worker_stops_the_run_with_a_valid_checkpoint(toy_envs, tmp_p
         run(path, config).run()
     meta = json.load(open(path / "checkpoint.json"))
     assert meta["progress"]["env_steps"] == 0  # the crash came in the first round
-    trainer_state = Run(config, str(path), resume=True, progress_bar=False)
-    assert trainer_state.progress.env_steps == 0
-    trainer_state.trainer.close()
-    assert checkpoint.has_checkpoint(str(path))
+    resumed = Run(config, str(path), resume=True, progress_bar=False)  # the checkpoint loads
+    assert resumed.progress.env_steps == 0
+    resumed.trainer.close()
+
+
+def test_a_refused_config_stops_the_workers_it_started(toy_envs):
+    with pytest.raises(ConfigError, match="unroll_length \\(5\\) must be 0 or the episode length"):
+        Trainer(make_config(env="toy", unroll_length=5, **SMALL))  # known only once built
+    assert multiprocessing.active_children() == []
 
 
 @pytest.mark.parametrize(

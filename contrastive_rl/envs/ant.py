@@ -113,6 +113,13 @@ class MazeLayout:
         return start if near_start else anywhere
 
 
+def build_maze(name: str, cone: str) -> tuple[EnvSpec, MazeLayout, mujoco.MjModel]:
+    """What both backends start from: the spec, the maze's cells and the one compiled model."""
+    layout = MazeLayout(maze_name(name))
+    model = mujoco.MjModel.from_xml_string(build_mjcf(layout.maze, cone=cone))
+    return ant_spec(name), layout, model
+
+
 def joint_noise_np(rng: np.random.Generator, qpos0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """D4RL's reset noise: qpos0 + U(-0.1, 0.1), qvel 0.1 N(0, 1)."""
     qpos = qpos0 + rng.uniform(-QPOS_NOISE, QPOS_NOISE, NQ)
@@ -126,9 +133,7 @@ class AntMazeHost(HostEnv):
     def __init__(
         self, name: str, goal_settle_steps: int = GOAL_SETTLE_STEPS, cone: str = "pyramidal"
     ):
-        self.spec = ant_spec(name)
-        self.layout = MazeLayout(maze_name(name))
-        self.model = mujoco.MjModel.from_xml_string(build_mjcf(self.layout.maze, cone=cone))
+        self.spec, self.layout, self.model = build_maze(name, cone)
         self.data = mujoco.MjData(self.model)
         self.goal_settle_steps = goal_settle_steps
         self.goal = np.zeros(2, np.float32)
@@ -202,9 +207,7 @@ class AntMazeMJX(JaxEnv):
     def __init__(
         self, name: str, goal_settle_steps: int = GOAL_SETTLE_STEPS, cone: str = "pyramidal"
     ):
-        self.spec = ant_spec(name)
-        self.layout = MazeLayout(maze_name(name))
-        self.mj_model = mujoco.MjModel.from_xml_string(build_mjcf(self.layout.maze, cone=cone))
+        self.spec, self.layout, self.mj_model = build_maze(name, cone)
         self.mj_model.opt.ls_iterations = MJX_LS_ITERATIONS
         self.model = mjx.put_model(self.mj_model)
         self.data0 = mjx.make_data(self.model)

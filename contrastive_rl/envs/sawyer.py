@@ -71,11 +71,30 @@ class _PushV3(_SeededReset, SawyerPushEnvV3):
         self._use_reset_space(low, high)
 
 
-class _DrawerV3(_SeededReset, SawyerDrawerCloseEnvV3):
-    """drawer-close-v3 at x = 0; goal and start are independent uniform drawer slides."""
+class _RandomSlides(_SeededReset):
+    """Mixin: the goal is the handle at a uniform slide, then the start another uniform slide."""
 
+    slide_range: tuple[float, float]
     goal_slide: float = 0.0
     start_slide: float = 0.0
+
+    def set_slide(self, slide: float) -> None:
+        raise NotImplementedError
+
+    def reset_model(self) -> np.ndarray:
+        super().reset_model()  # hand and body from Meta-World's reset
+        self.goal_slide = float(self.rng.uniform(*self.slide_range))
+        self.set_slide(self.goal_slide)
+        self._target_pos = self._get_pos_objects().copy()
+        self.start_slide = float(self.rng.uniform(*self.slide_range))
+        self.set_slide(self.start_slide)
+        return self._get_obs()
+
+
+class _DrawerV3(_RandomSlides, SawyerDrawerCloseEnvV3):
+    """drawer-close-v3 at x = 0; goal and start are independent uniform drawer slides."""
+
+    slide_range = DRAWER_SLIDE
 
     def __init__(self) -> None:
         super().__init__()
@@ -86,21 +105,14 @@ class _DrawerV3(_SeededReset, SawyerDrawerCloseEnvV3):
     def _get_pos_objects(self) -> np.ndarray:
         return self.data.body("drawer_link").xpos + DRAWER_HANDLE_OFFSET
 
-    def reset_model(self) -> np.ndarray:
-        super().reset_model()  # hand, drawer body at (0, 0.9, 0)
-        self.goal_slide = float(self.rng.uniform(*DRAWER_SLIDE))
-        self._set_obj_xyz(np.array(self.goal_slide))  # sets the slide, then a forward pass
-        self._target_pos = self._get_pos_objects().copy()
-        self.start_slide = float(self.rng.uniform(*DRAWER_SLIDE))
-        self._set_obj_xyz(np.array(self.start_slide))
-        return self._get_obs()
+    def set_slide(self, slide: float) -> None:
+        self._set_obj_xyz(np.array(slide))  # sets the slide, then a forward pass
 
 
-class _WindowV3(_SeededReset, SawyerWindowOpenEnvV3):
+class _WindowV3(_RandomSlides, SawyerWindowOpenEnvV3):
     """window-open-v3 at (x, y) = (0, 0.8); goal and start are independent uniform slides."""
 
-    goal_slide: float = 0.0
-    start_slide: float = 0.0
+    slide_range = WINDOW_SLIDE
 
     def __init__(self) -> None:
         super().__init__()
@@ -114,15 +126,6 @@ class _WindowV3(_SeededReset, SawyerWindowOpenEnvV3):
         joint.qpos = slide
         joint.qvel = 0.0
         mujoco.mj_forward(self.model, self.data)
-
-    def reset_model(self) -> np.ndarray:
-        super().reset_model()  # hand, window body at (0, 0.8, 0.16)
-        self.goal_slide = float(self.rng.uniform(*WINDOW_SLIDE))
-        self.set_slide(self.goal_slide)
-        self._target_pos = self._get_pos_objects().copy()  # site handleOpenStart
-        self.start_slide = float(self.rng.uniform(*WINDOW_SLIDE))
-        self.set_slide(self.start_slide)
-        return self._get_obs()
 
 
 class _BinV3(_SeededReset, SawyerBinPickingEnvV3):
@@ -236,46 +239,49 @@ class SawyerPush(SawyerEnv):
         return float(np.linalg.norm(self.mw._target_pos - self.puck()))
 
 
-class SawyerDrawer(SawyerEnv):
-    """state = [tcp, handle_y]; goal = [goal handle, goal handle_y]; success |dy| < 0.04."""
+class _HandleTask(SawyerEnv):
+    """state = [tcp, handle along ``axis``]; goal = [goal handle, its ``axis``]; 1-D distance."""
+
+    axis: int
+
+    def handle(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def state(self) -> np.ndarray:
+        return np.concatenate([self.tcp(), self.handle()[self.axis : self.axis + 1]]).astype(
+            np.float32
+        )
+
+    def _make_goal(self) -> np.ndarray:
+        target = self.mw._target_pos
+        return np.concatenate([target, target[self.axis : self.axis + 1]])
+
+    def goal_distance(self) -> float:
+        return float(abs(self.handle()[self.axis] - self.mw._target_pos[self.axis]))
+
+
+class SawyerDrawer(_HandleTask):
+    """The drawer handle along y; success |dy| < 0.04."""
 
     mw_class = _DrawerV3
     state_dim = 4
+    axis = 1
     success_threshold = 0.04  # of sawyer_drawer_image; the original state task never succeeded
 
     def handle(self) -> np.ndarray:
         return self.mw._get_pos_objects()
 
-    def state(self) -> np.ndarray:
-        return np.concatenate([self.tcp(), self.handle()[1:2]]).astype(np.float32)
 
-    def _make_goal(self) -> np.ndarray:
-        target = self.mw._target_pos
-        return np.concatenate([target, target[1:2]])
-
-    def goal_distance(self) -> float:
-        return float(abs(self.handle()[1] - self.mw._target_pos[1]))
-
-
-class SawyerWindow(SawyerEnv):
-    """state = [tcp, handle_x]; goal = [goal handle, goal handle_x]; success |dx| < 0.05."""
+class SawyerWindow(_HandleTask):
+    """The window handle along x; success |dx| < 0.05."""
 
     mw_class = _WindowV3
     state_dim = 4
+    axis = 0
     success_threshold = 0.05  # of sawyer_window_image; the original state task never succeeded
 
     def handle(self) -> np.ndarray:
         return self.mw.data.site("handleOpenStart").xpos
-
-    def state(self) -> np.ndarray:
-        return np.concatenate([self.tcp(), self.handle()[0:1]]).astype(np.float32)
-
-    def _make_goal(self) -> np.ndarray:
-        target = self.mw._target_pos
-        return np.concatenate([target, target[0:1]])
-
-    def goal_distance(self) -> float:
-        return float(abs(self.handle()[0] - self.mw._target_pos[0]))
 
 
 class SawyerBin(SawyerEnv):
