@@ -43,7 +43,7 @@ def policy_action(
     if how == "random":
         shape = (state.shape[0], nets.spec.action_dim)
         return jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)
-    loc, scale = nets.actor.apply(actor_params, state, goal)
+    loc, scale = nets.policy(actor_params, state, goal)
     return mode(loc) if how == "mode" else sample_action(loc, scale, key)
 
 

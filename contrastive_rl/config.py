@@ -39,7 +39,9 @@ class Config:
     num_actors: int = _f(
         0, "worker processes stepping CPU simulators (mujoco backend); 0 = one per core"
     )
-    worker_timeout_s: float = _f(120.0, "seconds a worker may take for one step before it is hung")
+    worker_timeout_s: float = _f(
+        120.0, "seconds a worker may take for one step before it is hung (start: at least 300)"
+    )
     unroll_length: int = _f(0, "env steps per env per iteration; 0 = one whole episode")
     utd: float = _f(1.0, "gradient steps per environment step (update-to-data ratio)")
     min_replay_size: int = _f(10_000, "transitions collected with random actions before learning")
@@ -69,6 +71,9 @@ class Config:
     )
     repr_norm: bool = _f(False, "L2-normalise representations, learned temperature")
     layer_norm: bool = _f(False, "layer norm before every hidden ReLU of the critic encoders")
+    input_norm: bool = _f(
+        False, "standardise positions by the maze's extent (point and ant mazes; else no effect)"
+    )
     twin_q: bool = _f(False, "two independent critics (min for the actor)")
     random_goals: float = _f(0.5, "actor goals: 0 relabelled, 0.5 both halves, 1 shuffled")
     bc_coef: float = _f(0.0, "weight of the behaviour-cloning term in the actor loss, in [0,1]")
@@ -115,7 +120,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # on a 2-core machine. Chosen by measurement (README, "Quick check").
     # Measured: batch 128 doubles the updates per second on a CPU; lr 1e-3 learns faster per
     # update; a learned alpha with the usual SAC target entropy (-|A| = -2) keeps the tanh policy
-    # from saturating, so its actions keep following the critic near walls.
+    # from saturating, so its actions keep following the critic near walls; standardised maze
+    # coordinates let the critic's first layer place its ReLU boundaries across the whole maze.
     "quick": {
         "steps": 150_000,
         "batch_size": 128,
@@ -123,6 +129,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "actor_learning_rate": 1e-3,
         "entropy_coefficient": None,
         "target_entropy": -2.0,
+        "input_norm": True,
         "eval_every": 10_000,
     },
     # The original's --debug: a smoke test of the installation.

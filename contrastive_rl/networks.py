@@ -179,11 +179,25 @@ class Networks:
     critic: Critic
     actor: Actor
     spec: EnvSpec
+    input_norm: bool = False  # standardise states and goals by the spec's known extent
+
+    def _inputs(self, state: jax.Array, goal: jax.Array) -> tuple[jax.Array, jax.Array]:
+        # Raw maze coordinates span [0, 11] or more; with zero biases every first-layer ReLU
+        # boundary starts through the origin, a corner of the maze. Centred, unit-variance inputs
+        # spread them over the maze (README, "Quick check").
+        spec = self.spec
+        if not self.input_norm or spec.input_shift is None:
+            return state, goal
+        shift = jnp.asarray(spec.input_shift, jnp.float32)
+        scale = jnp.asarray(spec.input_scale, jnp.float32)
+        g = slice(spec.goal_start, spec.goal_end)
+        return (state - shift) / scale, (goal - shift[g]) / scale[g]
 
     def critic_logits(
         self, params: dict, state: jax.Array, action: jax.Array, goal: jax.Array
     ) -> jax.Array:
         """``[B, B, n]`` logits of the critic with ``params``."""
+        state, goal = self._inputs(state, goal)
         return self.critic.apply(params, state, action, goal)
 
     def critic_diagonal(
@@ -197,12 +211,14 @@ class Networks:
         self, params: dict, state: jax.Array, action: jax.Array, goal: jax.Array
     ) -> tuple[jax.Array, jax.Array]:
         """``(phi, psi)``, each ``[B, n, repr_dim]``, for diagnostics."""
+        state, goal = self._inputs(state, goal)
         return self.critic.apply(params, state, action, goal, method=Critic.representations)
 
     def policy(
         self, params: dict, state: jax.Array, goal: jax.Array
     ) -> tuple[jax.Array, jax.Array]:
         """``(loc, scale)``, each ``[B, action_dim]``."""
+        state, goal = self._inputs(state, goal)
         return self.actor.apply(params, state, goal)
 
 
@@ -219,7 +235,7 @@ def make_networks(spec: EnvSpec, config: Config) -> Networks:
         dtype=dtype,
     )
     actor = Actor(hidden=hidden, action_dim=spec.action_dim, dtype=dtype)
-    return Networks(critic=critic, actor=actor, spec=spec)
+    return Networks(critic=critic, actor=actor, spec=spec, input_norm=config.input_norm)
 
 
 def init_params(nets: Networks, key: jax.Array) -> tuple[dict, dict]:

@@ -90,6 +90,11 @@ def _worker_main(conn: Any, factory: str, env_name: str, count: int) -> None:
             break
 
 
+# Starting a worker spawns Python, imports the simulator and builds its models: on a loaded
+# machine that can take far longer than one step, so start gets at least this long.
+START_TIMEOUT_S = 300.0
+
+
 class EnvWorkers:
     """``num_envs`` copies of one host environment over ``num_workers`` processes."""
 
@@ -129,7 +134,7 @@ class EnvWorkers:
             child.close()
             self._procs.append(proc)
             self._conns.append(parent)
-        specs = self._gather("start")
+        specs = self._gather("start", max(timeout_s, START_TIMEOUT_S))
         self.spec = specs[0]
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -139,15 +144,14 @@ class EnvWorkers:
             f"worker {index} of {self.num_workers} (environment {self.env_name!r}) {cause}"
         )
 
-    def _gather(self, what: str) -> list[Any]:
+    def _gather(self, what: str, timeout_s: float | None = None) -> list[Any]:
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
         results = []
         for i, (conn, proc) in enumerate(zip(self._conns, self._procs, strict=True)):
             try:
-                if not conn.poll(self.timeout_s):
+                if not conn.poll(timeout_s):
                     if proc.is_alive():
-                        raise self._fail(
-                            i, f"did not answer {what} within {self.timeout_s:g} s (hung)"
-                        )
+                        raise self._fail(i, f"did not answer {what} within {timeout_s:g} s (hung)")
                     raise self._fail(i, f"died during {what} (exit code {proc.exitcode})")
                 status, payload = conn.recv()
             except (EOFError, ConnectionError, OSError):

@@ -15,8 +15,10 @@ from contrastive_rl.envs.ant import (
     AntMazeHost,
     AntMazeMJX,
     MazeLayout,
+    ant_spec,
     make_ant_host,
     make_ant_mjx,
+    maze_name,
 )
 from contrastive_rl.envs.ant_model import MAZES, build_mjcf, cell_xy, maze_cells
 from contrastive_rl.envs.base import EnvState
@@ -304,3 +306,16 @@ def test_a_tiny_mjx_training_run_compiles_physics_into_the_loop(monkeypatch, tmp
     record = rundir.read_metrics(path)[-1]
     assert record["env_steps"] == 60 and record["grad_steps"] == 40
     assert np.isfinite(record["train/critic_loss"]) and 0.0 <= result["eval/success"] <= 1.0
+
+
+@pytest.mark.parametrize("name", ["ant_umaze", "ant_medium", "ant_large"])
+def test_input_standardiser_spans_the_free_cells_in_xy_only(name):
+    spec = ant_spec(name)
+    layout = MazeLayout(maze_name(name))
+    shift, scale = np.array(spec.input_shift), np.array(spec.input_scale)
+    assert (shift[2:] == 0).all() and (scale[2:] == 1).all()  # joints and velocities as they are
+    free_xy = np.vstack([layout.goal_xy, [[0.0, 0.0]]])  # the start cell's centre is the origin
+    centres = (free_xy - shift[:2]) / scale[:2]
+    half_cell = 2.0 / scale[:2]  # cell centres lie half a cell inside the free region's box
+    assert np.allclose(centres.min(axis=0), -(3**0.5) + half_cell)
+    assert np.allclose(centres.max(axis=0), 3**0.5 - half_cell)

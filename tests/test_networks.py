@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -252,3 +253,40 @@ def test_bf16_networks_keep_float32_parameters_and_outputs_close_to_fp32():
     loc_half, scale_half = half.policy(actor_params, state, goal)
     assert loc_half.dtype == scale_half.dtype == jnp.float32
     np.testing.assert_allclose(loc_half, loc_full, atol=0.05 * float(jnp.abs(loc_full).max()))
+
+
+def test_input_norm_standardises_states_and_goal_slices_for_actor_and_critic():
+    shift, scale = (1.0, -2.0, 3.0), (2.0, 0.5, 4.0)
+    spec = dataclasses.replace(SPEC, input_shift=shift, input_scale=scale)
+    plain = make_networks(spec, make_config(hidden_layer_sizes=(8, 8), repr_dim=4))
+    normed = make_networks(
+        spec, make_config(hidden_layer_sizes=(8, 8), repr_dim=4, input_norm=True)
+    )
+    actor_params, critic_params = init_params(plain, jax.random.key(0))
+    s, a, g = _inputs(jax.random.key(1))
+    # goal indices 1:3 of the toy spec: the goal takes the shift and scale of those state dims
+    s_std = (s - jnp.array(shift)) / jnp.array(scale)
+    g_std = (g - jnp.array(shift[1:])) / jnp.array(scale[1:])
+    np.testing.assert_allclose(
+        normed.critic_logits(critic_params, s, a, g),
+        plain.critic_logits(critic_params, s_std, a, g_std),
+        rtol=1e-6,
+    )
+    for got, want in zip(
+        normed.policy(actor_params, s, g), plain.policy(actor_params, s_std, g_std), strict=True
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert not np.allclose(
+        normed.critic_logits(critic_params, s, a, g), plain.critic_logits(critic_params, s, a, g)
+    )
+
+
+def test_input_norm_leaves_inputs_alone_without_a_known_extent():
+    assert SPEC.input_shift is None
+    plain = make_networks(SPEC, make_config(hidden_layer_sizes=(8,), repr_dim=4))
+    normed = make_networks(SPEC, make_config(hidden_layer_sizes=(8,), repr_dim=4, input_norm=True))
+    _, critic_params = init_params(plain, jax.random.key(0))
+    s, a, g = _inputs(jax.random.key(1))
+    np.testing.assert_array_equal(
+        normed.critic_logits(critic_params, s, a, g), plain.critic_logits(critic_params, s, a, g)
+    )

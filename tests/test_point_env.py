@@ -128,3 +128,14 @@ def test_unknown_and_planned_environments_give_clear_errors():
         make_env("fetch_reach")
     with pytest.raises(ValueError, match="no 'mjx' backend; valid choices: auto, mujoco"):
         make_env("sawyer_push", backend="mjx")
+
+
+def test_input_standardiser_maps_the_maze_box_to_unit_variance():
+    spec = make_env("point_FourRooms").spec
+    shift, scale = np.array(spec.input_shift), np.array(spec.input_scale)
+    np.testing.assert_allclose(shift, [5.5, 5.5])
+    # a uniform draw over [0, 11] has standard deviation 11 / sqrt(12)
+    corners = (np.array([[0.0, 0.0], [11.0, 11.0]]) - shift) / scale
+    np.testing.assert_allclose(corners, [[-(3**0.5)] * 2, [3**0.5] * 2])
+    box = np.random.default_rng(0).uniform(0, 11, (100_000, 2))
+    np.testing.assert_allclose(((box - shift) / scale).std(axis=0), [1, 1], atol=0.01)

@@ -34,7 +34,7 @@ from contrastive_rl.envs.ant_model import (
     cell_xy,
     maze_cells,
 )
-from contrastive_rl.envs.base import EnvSpec, EnvState, JaxEnv
+from contrastive_rl.envs.base import EnvSpec, EnvState, JaxEnv, uniform_standardiser
 from contrastive_rl.envs.host import HostEnv
 
 STATE_DIM = 29  # qpos[:15] ++ qvel[:14]
@@ -65,6 +65,12 @@ def maze_name(name: str) -> str:
 
 def ant_spec(name: str) -> EnvSpec:
     """The spec shared by both backends: 29-D state, xy goal, 8 actions."""
+    _, goals, start = maze_cells(maze_name(name))
+    free_xy = cell_xy(np.concatenate([goals, [start]]), start)
+    half_cell = MAZE_SIZE_SCALING / 2
+    low = tuple(float(v) for v in free_xy.min(axis=0) - half_cell)
+    high = tuple(float(v) for v in free_xy.max(axis=0) + half_cell)
+    xy_shift, xy_scale = uniform_standardiser(low, high)  # xy spans the free cells; rest as is
     return EnvSpec(
         name=name,
         state_dim=STATE_DIM,
@@ -73,6 +79,8 @@ def ant_spec(name: str) -> EnvSpec:
         goal_start=0,
         goal_end=2,
         success_threshold=SUCCESS_DISTANCE,
+        input_shift=xy_shift + (0.0,) * (STATE_DIM - 2),
+        input_scale=xy_scale + (1.0,) * (STATE_DIM - 2),
     )
 
 

@@ -31,6 +31,10 @@ class EnvSpec:
     goal_end: int
     success_threshold: float  # distance below which the goal counts as reached
     obs_dtype: str = "float32"
+    # Where the world's extent is known (maze positions): per state dimension, the shift and scale
+    # that give it zero mean and unit variance over that extent (``--input_norm``); None where not.
+    input_shift: tuple[float, ...] | None = None
+    input_scale: tuple[float, ...] | None = None
 
     @property
     def goal_dim(self) -> int:
@@ -43,6 +47,15 @@ class EnvSpec:
     def obs_to_goal(self, state: jax.Array) -> jax.Array:
         """The goal-space part of a state (or of a batch of states)."""
         return state[..., self.goal_start : self.goal_end]
+
+
+def uniform_standardiser(
+    low: tuple[float, ...], high: tuple[float, ...]
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``(shift, scale)`` that standardise a uniform draw from the box [low, high]."""
+    shift = tuple((lo + hi) / 2 for lo, hi in zip(low, high, strict=True))
+    scale = tuple((hi - lo) / 12**0.5 for lo, hi in zip(low, high, strict=True))
+    return shift, scale
 
 
 @struct.dataclass

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from contrastive_rl.envs.base import EnvSpec, EnvState, JaxEnv
+from contrastive_rl.envs.base import EnvSpec, EnvState, JaxEnv, uniform_standardiser
 
 # Wall maps copied cell by cell from the original (1 = wall).
 WALLS: dict[str, np.ndarray] = {
@@ -109,6 +109,7 @@ class PointMaze(JaxEnv):
         self.walls = jnp.asarray(walls)
         self.height, self.width = walls.shape
         self.free_cells = jnp.asarray(np.argwhere(walls == 0), dtype=jnp.float32)
+        shift, scale = uniform_standardiser((0.0, 0.0), (float(self.height), float(self.width)))
         self.spec = EnvSpec(
             name=f"point_{walls_name}",
             state_dim=2,
@@ -117,6 +118,8 @@ class PointMaze(JaxEnv):
             goal_start=0,
             goal_end=2,
             success_threshold=SUCCESS_DISTANCE,
+            input_shift=shift,  # positions lie in the [0, height] x [0, width] box
+            input_scale=scale,
         )
 
     def sample_free_position(self, key: jax.Array) -> jax.Array:
