@@ -1,7 +1,8 @@
 """Training actually learns: contrastive_nce on point_FourRooms well above the random policy.
 
 The random policy reaches the goal in 0.14 of the episodes and ends 7.1 away on average. After
-9,600 updates, runs of five settings reached 0.57 to 0.625 (README, "Quick check"); the
+9,600 updates the quick preset reached 0.705, 0.78 and 0.655 on seeds 0, 1 and 2 (and five
+settings without its standardised coordinates 0.57 to 0.625; README, "Quick check"); the
 threshold leaves room for seed-to-seed spread.
 """
 
@@ -22,14 +23,14 @@ def train(tmp_path, **overrides):
 
 def test_contrastive_nce_learns_to_reach_goals_in_a_minute(tmp_path):
     result = train(tmp_path, seed=0)  # 9,600 gradient steps
-    assert result["eval/success"] >= 0.4
+    assert result["eval/success"] >= 0.5
     assert result["eval/final_dist"] < 4.0  # the random policy ends 7.1 away
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_contrastive_nce_learns_on_other_seeds(tmp_path, seed):
-    assert train(tmp_path, seed=seed)["eval/success"] >= 0.4
+    assert train(tmp_path, seed=seed)["eval/success"] >= 0.5
 
 
 @pytest.mark.slow
