@@ -36,4 +36,4 @@ def test_contrastive_nce_learns_on_other_seeds(tmp_path, seed):
 @pytest.mark.slow
 def test_c_learning_solves_four_rooms(tmp_path):
     result = train(tmp_path, alg="c_learning", steps=40_000)
-    assert result["eval/success"] >= 0.75  # 0.865 measured; contrastive_nce is near 0.7 here
+    assert result["eval/success"] >= 0.85  # 0.99 measured; contrastive_nce 0.845 here
