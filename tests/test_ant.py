@@ -15,10 +15,8 @@ from contrastive_rl.envs.ant import (
     AntMazeHost,
     AntMazeMJX,
     MazeLayout,
-    ant_spec,
     make_ant_host,
     make_ant_mjx,
-    maze_name,
 )
 from contrastive_rl.envs.ant_model import MAZES, build_mjcf, cell_xy, maze_cells
 from contrastive_rl.envs.base import EnvState
@@ -308,14 +306,17 @@ def test_a_tiny_mjx_training_run_compiles_physics_into_the_loop(monkeypatch, tmp
     assert np.isfinite(record["train/critic_loss"]) and 0.0 <= result["eval/success"] <= 1.0
 
 
-@pytest.mark.parametrize("name", ["ant_umaze", "ant_medium", "ant_large"])
-def test_input_standardiser_spans_the_free_cells_in_xy_only(name):
-    spec = ant_spec(name)
-    layout = MazeLayout(maze_name(name))
+@pytest.mark.parametrize(
+    "name, low, high",
+    [  # free interiors of D4RL's maps, 4 m cells, the start cell's centre at the origin
+        ("ant_umaze", (-2, -2), (10, 10)),  # 3 x 3 cells
+        ("ant_medium", (-2, -2), (22, 22)),  # 6 x 6
+        ("ant_large", (-2, -2), (38, 26)),  # 10 columns (x) x 7 rows (y)
+    ],
+)
+def test_input_standardiser_spans_the_free_cells_in_xy_only(name, low, high):
+    spec = AntMazeHost(name).spec
     shift, scale = np.array(spec.input_shift), np.array(spec.input_scale)
+    np.testing.assert_allclose(shift[:2], (np.array(low) + high) / 2)
+    np.testing.assert_allclose(scale[:2], (np.array(high) - low) / 12**0.5)
     assert (shift[2:] == 0).all() and (scale[2:] == 1).all()  # joints and velocities as they are
-    free_xy = np.vstack([layout.goal_xy, [[0.0, 0.0]]])  # the start cell's centre is the origin
-    centres = (free_xy - shift[:2]) / scale[:2]
-    half_cell = 2.0 / scale[:2]  # cell centres lie half a cell inside the free region's box
-    assert np.allclose(centres.min(axis=0), -(3**0.5) + half_cell)
-    assert np.allclose(centres.max(axis=0), 3**0.5 - half_cell)

@@ -63,14 +63,10 @@ def maze_name(name: str) -> str:
     return maze
 
 
-def ant_spec(name: str) -> EnvSpec:
+def ant_spec(name: str, layout: MazeLayout) -> EnvSpec:
     """The spec shared by both backends: 29-D state, xy goal, 8 actions."""
-    _, goals, start = maze_cells(maze_name(name))
-    free_xy = cell_xy(np.concatenate([goals, [start]]), start)
-    half_cell = MAZE_SIZE_SCALING / 2
-    low = tuple(float(v) for v in free_xy.min(axis=0) - half_cell)
-    high = tuple(float(v) for v in free_xy.max(axis=0) + half_cell)
-    xy_shift, xy_scale = uniform_standardiser(low, high)  # xy spans the free cells; rest as is
+    low, high = layout.free_box()
+    xy_shift, xy_scale = uniform_standardiser(tuple(low), tuple(high))  # joints etc. as they are
     return EnvSpec(
         name=name,
         state_dim=STATE_DIM,
@@ -95,6 +91,12 @@ class MazeLayout:
         self.goal_cells = goals
         self.goal_xy = cell_xy(goals, start)  # [m, 2], cell centres
 
+    def free_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(low, high)`` xy corners of the box around every free cell (goals and start)."""
+        centres = np.vstack([self.goal_xy, np.zeros((1, 2))])  # the start cell is the origin
+        half_cell = MAZE_SIZE_SCALING / 2
+        return centres.min(axis=0) - half_cell, centres.max(axis=0) + half_cell
+
     def xy_to_cell(self, xy: np.ndarray) -> np.ndarray:
         """(row, col) of the cell containing each xy [..., 2]."""
         xy = np.asarray(xy, dtype=np.float64)
@@ -116,7 +118,7 @@ class MazeLayout:
 
     def sample_start_xy(self, rng: np.random.Generator) -> np.ndarray:
         near_start = rng.uniform() < 0.5
-        start = np.maximum(rng.uniform(0.0, START_OFFSET_HIGH, 2), 0.0)
+        start = rng.uniform(0.0, START_OFFSET_HIGH, 2)
         anywhere = self.sample_goal_xy(rng)
         return start if near_start else anywhere
 
@@ -125,7 +127,7 @@ def build_maze(name: str, cone: str) -> tuple[EnvSpec, MazeLayout, mujoco.MjMode
     """What both backends start from: the spec, the maze's cells and the one compiled model."""
     layout = MazeLayout(maze_name(name))
     model = mujoco.MjModel.from_xml_string(build_mjcf(layout.maze, cone=cone))
-    return ant_spec(name), layout, model
+    return ant_spec(name, layout), layout, model
 
 
 def joint_noise_np(rng: np.random.Generator, qpos0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
