@@ -31,6 +31,10 @@ class EnvSpec:
     goal_end: int
     success_threshold: float  # distance below which the goal counts as reached
     obs_dtype: str = "float32"
+    # Image environments: the state is an image flattened in HWC order (state_dim = H * W * C,
+    # uint8) and the goal is the whole image (goal_start = 0, goal_end = state_dim); None for
+    # environments whose state is a vector.
+    image_shape: tuple[int, int, int] | None = None
     # Where the world's extent is known (maze positions): per state dimension, the shift and scale
     # that give it zero mean and unit variance over that extent (``--input_norm``); None where not.
     input_shift: tuple[float, ...] | None = None
