@@ -30,14 +30,11 @@ until the new one has fully replaced it. A temporary file left by a killed proce
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import glob
 import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -47,10 +44,16 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-DATA_FILE = "checkpoint.msgpack"
-META_FILE = "checkpoint.json"
+from contrastive_rl.files import (
+    DATA_FILE,
+    META_FILE,
+    _remove_stray_temps,
+    atomic_write,
+    checkpoint_path,
+    has_checkpoint,
+)
+
 FORMAT_VERSION = 1
-TMP_SUFFIX = ".tmp"
 
 _KEY_DATA = "__prng_key_data__"
 _KEY_IMPL = "__prng_key_impl__"
@@ -58,56 +61,6 @@ _KEY_IMPL = "__prng_key_impl__"
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be restored: damaged, or not the structure of the template."""
-
-
-# -- atomic files ----------------------------------------------------------------------------
-
-
-def _fsync_dir(directory: str) -> None:
-    """Make a rename in ``directory`` durable (POSIX); a no-op where directories can't be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
-
-    A temporary file ``.<name>.<random>.tmp`` in the same directory is written, flushed, fsynced
-    and moved over ``path`` with ``os.replace``. On any error the temporary file is removed and
-    ``path`` is untouched.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=TMP_SUFFIX, dir=directory
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-    _fsync_dir(directory)
-
-
-def _remove_stray_temps(directory: str, name: str) -> None:
-    for tmp in glob.glob(os.path.join(glob.escape(directory), f".{name}.*{TMP_SUFFIX}")):
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
 
 
 # -- encoding of the state dict ---------------------------------------------------------------
@@ -237,15 +190,6 @@ def _finite_or_str(x: Any) -> Any:
 
 
 # -- public API ------------------------------------------------------------------------------
-
-
-def checkpoint_path(directory: str | os.PathLike[str]) -> str:
-    return os.path.join(os.fspath(directory), DATA_FILE)
-
-
-def has_checkpoint(directory: str | os.PathLike[str]) -> bool:
-    """Whether ``directory`` holds a checkpoint data file (not whether it is intact)."""
-    return os.path.isfile(checkpoint_path(directory))
 
 
 def save_checkpoint(

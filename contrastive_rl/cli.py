@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from contrastive_rl.config import FIELDS, PRESETS, ConfigError, closest, make_config
-from contrastive_rl.workers import WorkerError
+from contrastive_rl.errors import WorkerError
 
 BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -124,8 +124,8 @@ def command_eval(args: argparse.Namespace) -> int:
 
 
 def command_list(args: argparse.Namespace) -> int:
-    from contrastive_rl.envs import ENV_STATUS
-    from contrastive_rl.losses import ALGORITHMS
+    from contrastive_rl.algorithms import ALGORITHMS
+    from contrastive_rl.envs.registry import ENV_STATUS
 
     print("environments:")
     for name, status in ENV_STATUS.items():

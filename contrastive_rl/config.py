@@ -8,10 +8,11 @@ flag's help text. Defaults are those of the original ``ContrastiveConfig`` and l
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from contrastive_rl.envs.registry import closest
 
 
 class ConfigError(ValueError):
@@ -144,27 +145,15 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def closest(name: str, choices: list[str]) -> str:
-    """' (did you mean X?)' for a near miss, else ''."""
-    match = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
-    return f" (did you mean {match[0]!r}?)" if match else ""
-
-
 def validate(c: Config) -> None:
     """Refuse values that cannot run, before anything is built or written."""
-    from contrastive_rl.envs import ENV_NAMES, PLANNED, backend_error  # late: no import cycle
+    from contrastive_rl.envs.registry import backend_error, requirements_error, unknown_env_error
 
-    if c.env in PLANNED:
-        raise ConfigError(
-            f"environment {c.env!r} is not available yet ({PLANNED[c.env]}); "
-            f"available now: {', '.join(ENV_NAMES)}"
-        )
-    if c.env not in ENV_NAMES:
-        raise ConfigError(
-            f"unknown environment {c.env!r}{closest(c.env, ENV_NAMES)}; "
-            f"valid choices: {', '.join(ENV_NAMES)}"
-        )
-    problem = backend_error(c.env, c.backend)
+    problem = (
+        unknown_env_error(c.env)
+        or backend_error(c.env, c.backend)
+        or requirements_error(c.env, c.backend)
+    )
     if problem:
         raise ConfigError(problem)
     if c.alg not in ALGORITHM_PRESETS:

@@ -9,12 +9,12 @@ in the actor loss (GCBC clones the data actions); ``ALGORITHMS`` describes each.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from contrastive_rl.algorithms import ALGORITHMS, Algorithm
 from contrastive_rl.config import Config
 from contrastive_rl.networks import Networks, log_prob, sample_action
 from contrastive_rl.types import Batch
@@ -26,39 +26,6 @@ AlphaLoss = Callable[[jax.Array, dict, Batch, jax.Array], tuple[jax.Array, Metri
 
 TD_WEIGHT_CLIP = 20.0  # the original's clip of the C-learning importance weight
 CPC_LOGSUMEXP_COEF = 0.01  # the original's logsumexp^2 regulariser of the CPC loss
-
-
-@dataclass(frozen=True)
-class Algorithm:
-    """What an algorithm trains; the learner reads this instead of comparing names."""
-
-    name: str
-    summary: str
-    trains_critic: bool = True
-    uses_target: bool = False  # a Polyak target critic enters the critic loss (TD losses)
-    needs_twin: bool = False  # the original requires twin critics
-
-
-ALGORITHMS: dict[str, Algorithm] = {
-    a.name: a
-    for a in [
-        Algorithm("contrastive_nce", "contrastive RL, binary NCE critic over the B x B batch"),
-        Algorithm("contrastive_cpc", "contrastive RL, InfoNCE (softmax) critic + logsumexp^2 reg."),
-        Algorithm(
-            "c_learning",
-            "C-learning: TD classifier on next-state goals, target critic",
-            uses_target=True,
-            needs_twin=True,
-        ),
-        Algorithm(
-            "nce+c_learning",
-            "C-learning TD loss, next-state goals in only ~B(1-g)/(2-g) rows, future goals else",
-            uses_target=True,
-            needs_twin=True,
-        ),
-        Algorithm("gcbc", "goal-conditioned behaviour cloning (no critic)", trains_critic=False),
-    ]
-}
 
 
 # -- critic losses on logits [B, B, n] ------------------------------------------------------------

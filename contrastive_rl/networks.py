@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jax.scipy.special import log_ndtr
 
 from contrastive_rl.config import Config
-from contrastive_rl.envs.base import EnvSpec
+from contrastive_rl.envs.spec import EnvSpec
 
 Initializer = Callable[..., jax.Array]
 

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from contrastive_rl.envs.base import EnvSpec
+from contrastive_rl.envs.spec import EnvSpec
 from contrastive_rl.types import Batch
 
 

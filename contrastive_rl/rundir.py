@@ -62,8 +62,8 @@ from typing import Any
 
 import numpy as np
 
-from contrastive_rl.checkpoint import DATA_FILE, META_FILE, atomic_write, has_checkpoint
 from contrastive_rl.config import Config, ConfigError
+from contrastive_rl.files import DATA_FILE, META_FILE, atomic_write, has_checkpoint
 
 CONFIG_FILE = "config.json"
 METRICS_JSONL = "metrics.jsonl"

@@ -17,11 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from contrastive_rl.envs.base import EnvSpec
-
-
-class WorkerError(RuntimeError):
-    """A worker process crashed, hung, or its environment raised."""
+from contrastive_rl.envs.spec import EnvSpec
+from contrastive_rl.errors import WorkerError
 
 
 @dataclass(frozen=True)

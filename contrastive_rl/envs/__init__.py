@@ -1,107 +1,60 @@
-"""Environment registry: every name of the original, its backends, and what is available today.
+"""Environments: the registry of names (light), the JAX and host contracts, the factories.
 
-A backend says how an environment steps: ``jax`` (pure JAX, inside the jit-compiled loop),
-``mjx`` (MuJoCo physics in JAX, inside the loop) or ``mujoco`` (MuJoCo's own bindings on the
-CPU, in worker processes). ``auto`` picks the first backend an environment lists, except that
-environments with an MJX version use it only when JAX runs on an accelerator.
+Importing this package reads only the registry (``registry.py``, plain Python). The contract
+classes and factories below import JAX or a simulator on first use, so ``crl list`` and config
+validation stay fast and a core install never touches a simulator it does not have.
 """
 
 from __future__ import annotations
 
-from contrastive_rl.envs.base import EnvSpec, EnvState, JaxEnv
-from contrastive_rl.envs.host import HOST_ENVS, HostEnv, make_host_env
-from contrastive_rl.envs.point import WALLS, PointMaze
+import importlib
+from typing import Any
 
-POINT_ENVS = [f"point_{w}" for w in WALLS]
-SAWYER_ENVS = [f"sawyer_{t}" for t in ("push", "drawer", "bin", "window")]
-FETCH_ENVS = ["fetch_reach", "fetch_push"]
-ANT_ENVS = [f"ant_{m}" for m in ("umaze", "medium", "large")]
+from contrastive_rl.envs.registry import (
+    ANT_ENVS,
+    BACKEND_CHOICES,
+    BACKENDS,
+    ENV_EXTRA,
+    ENV_NAMES,
+    ENV_STATUS,
+    FETCH_ENVS,
+    HOST_ENVS,
+    PLANNED,
+    POINT_ENVS,
+    SAWYER_ENVS,
+    backend_error,
+    requirements_error,
+    resolve_backend,
+    unknown_env_error,
+)
+from contrastive_rl.envs.spec import EnvSpec
 
-HOST_ENVS.update({name: "contrastive_rl.envs.sawyer:make_sawyer" for name in SAWYER_ENVS})
-HOST_ENVS.update({name: "contrastive_rl.envs.fetch:make_fetch" for name in FETCH_ENVS})
-HOST_ENVS.update({name: "contrastive_rl.envs.ant:make_ant_host" for name in ANT_ENVS})
-
-# Backends of every available environment, the preferred one first.
-BACKENDS: dict[str, tuple[str, ...]] = {
-    **{name: ("jax",) for name in POINT_ENVS},
-    **{name: ("mujoco",) for name in SAWYER_ENVS + FETCH_ENVS},
-    **{name: ("mujoco", "mjx") for name in ANT_ENVS},
-}
-BACKEND_CHOICES = ("auto", "jax", "mujoco", "mjx")
-
-# Names of the original that later work adds, with where that work is tracked.
-PLANNED: dict[str, str] = {
-    **{f"point_image_{w}": "planned: image observations" for w in WALLS},
-    **{
-        f"sawyer_{t}_image": "planned: image observations"
-        for t in ("push", "drawer", "bin", "window")
-    },
-    "fetch_reach_image": "planned: image observations",
-    "fetch_push_image": "planned: image observations",
-    **{
-        f"offline_ant_{d}": "planned: offline datasets"
-        for d in (
-            "umaze",
-            "umaze_diverse",
-            "medium_play",
-            "medium_diverse",
-            "large_play",
-            "large_diverse",
-        )
-    },
+# Names imported on first use, with the module that holds them.
+_LAZY = {
+    "EnvState": "contrastive_rl.envs.base",
+    "JaxEnv": "contrastive_rl.envs.base",
+    "HostEnv": "contrastive_rl.envs.host",
+    "make_host_env": "contrastive_rl.envs.host",
+    "PointMaze": "contrastive_rl.envs.point",
+    "make_gym": "contrastive_rl.envs.gym",
 }
 
-ENV_NAMES: list[str] = list(BACKENDS)
-ENV_STATUS: dict[str, str] = {
-    name: "ready (" + ", ".join(backends) + ")" for name, backends in BACKENDS.items()
-} | PLANNED
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def backend_error(name: str, backend: str) -> str | None:
-    """Why ``backend`` cannot step ``name`` (None when it can, or when the name is unknown)."""
-    if backend not in BACKEND_CHOICES:
-        from contrastive_rl.config import closest
-
-        return (
-            f"unknown backend {backend!r}{closest(backend, list(BACKEND_CHOICES))}; "
-            f"valid choices: {', '.join(BACKEND_CHOICES)}"
-        )
-    if name in BACKENDS and backend != "auto" and backend not in BACKENDS[name]:
-        return (
-            f"environment {name!r} has no {backend!r} backend; valid choices: auto, "
-            + ", ".join(BACKENDS[name])
-        )
-    return None
-
-
-def resolve_backend(name: str, backend: str = "auto") -> str:
-    """The backend that will step ``name``: ``jax``, ``mjx`` or ``mujoco``."""
-    problem = backend_error(name, backend)
+def make_env(name: str, backend: str = "auto") -> Any:
+    """The JAX environment called ``name`` (point mazes; MJX versions with backend 'mjx')."""
+    kind = resolve_backend(name, backend)  # refuses unknown and planned names
+    problem = requirements_error(name, kind)
     if problem:
         raise ValueError(problem)
-    if backend != "auto":
-        return backend
-    choices = BACKENDS[name]
-    if "mjx" in choices:
-        import jax
-
-        return "mjx" if jax.default_backend() != "cpu" else choices[0]
-    return choices[0]
-
-
-def make_env(name: str, backend: str = "auto") -> JaxEnv:
-    """The JAX environment called ``name`` (point mazes; MJX versions with backend 'mjx')."""
-    if name in PLANNED:
-        raise ValueError(f"environment {name!r} is not available yet ({PLANNED[name]})")
-    if name not in BACKENDS:
-        from contrastive_rl.config import closest
-
-        raise ValueError(
-            f"unknown environment {name!r}{closest(name, list(ENV_STATUS))}; "
-            f"valid choices: {', '.join(ENV_NAMES)}"
-        )
-    kind = resolve_backend(name, backend)
     if kind == "jax":
+        from contrastive_rl.envs.point import PointMaze
+
         return PointMaze(name.removeprefix("point_"))
     if kind == "mjx":
         from contrastive_rl.envs.ant import make_ant_mjx
@@ -111,16 +64,22 @@ def make_env(name: str, backend: str = "auto") -> JaxEnv:
 
 
 __all__ = [
+    "ANT_ENVS",
+    "BACKEND_CHOICES",
     "BACKENDS",
+    "ENV_EXTRA",
     "ENV_NAMES",
     "ENV_STATUS",
-    "EnvSpec",
-    "EnvState",
+    "FETCH_ENVS",
     "HOST_ENVS",
-    "HostEnv",
-    "JaxEnv",
-    "PointMaze",
+    "PLANNED",
+    "POINT_ENVS",
+    "SAWYER_ENVS",
+    "EnvSpec",
+    "backend_error",
     "make_env",
-    "make_host_env",
+    "requirements_error",
     "resolve_backend",
+    "unknown_env_error",
+    *_LAZY,
 ]

@@ -11,55 +11,15 @@ of them run under ``vmap`` inside the jit-compiled training loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
+from contrastive_rl.envs.spec import EnvSpec, uniform_standardiser
 
-@dataclass(frozen=True)
-class EnvSpec:
-    """Static facts of an environment, shared by every backend that steps it."""
-
-    name: str
-    state_dim: int
-    action_dim: int
-    episode_length: int  # env steps per episode; T + 1 observations are stored
-    goal_start: int  # obs_to_goal(state) = state[goal_start:goal_end]
-    goal_end: int
-    success_threshold: float  # distance below which the goal counts as reached
-    obs_dtype: str = "float32"
-    # Image environments: the state is an image flattened in HWC order (state_dim = H * W * C,
-    # uint8) and the goal is the whole image (goal_start = 0, goal_end = state_dim); None for
-    # environments whose state is a vector.
-    image_shape: tuple[int, int, int] | None = None
-    # Where the world's extent is known (maze positions): per state dimension, the shift and scale
-    # that give it zero mean and unit variance over that extent (``--input_norm``); None where not.
-    input_shift: tuple[float, ...] | None = None
-    input_scale: tuple[float, ...] | None = None
-
-    @property
-    def goal_dim(self) -> int:
-        return self.goal_end - self.goal_start
-
-    @property
-    def obs_dim(self) -> int:
-        return self.state_dim + self.goal_dim
-
-    def obs_to_goal(self, state: jax.Array) -> jax.Array:
-        """The goal-space part of a state (or of a batch of states)."""
-        return state[..., self.goal_start : self.goal_end]
-
-
-def uniform_standardiser(
-    low: tuple[float, ...], high: tuple[float, ...]
-) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """``(shift, scale)`` that standardise a uniform draw from the box [low, high]."""
-    shift = tuple((lo + hi) / 2 for lo, hi in zip(low, high, strict=True))
-    scale = tuple((hi - lo) / 12**0.5 for lo, hi in zip(low, high, strict=True))
-    return shift, scale
+__all__ = ["EnvSpec", "EnvState", "JaxEnv", "uniform_standardiser"]
 
 
 @struct.dataclass

@@ -23,8 +23,8 @@ import gymnasium_robotics
 import mujoco
 import numpy as np
 
-from contrastive_rl.envs.base import EnvSpec
 from contrastive_rl.envs.host import HostEnv
+from contrastive_rl.envs.spec import EnvSpec
 
 EPISODE_LENGTH = 50
 SUCCESS_THRESHOLD = 0.05  # gym's distance_threshold
@@ -35,6 +35,10 @@ FETCH_TASKS: dict[str, tuple[str, int, str, tuple[int, ...]]] = {
     "fetch_reach": ("FetchReach-v4", 10, "robot0:grip", (0,)),
     "fetch_push": ("FetchPush-v4", 25, "object0", (0, 3)),
 }
+
+
+# Where the achieved goal (gripper or object position) sits in the state: what success measures.
+ACHIEVED_DIMS = {"fetch_reach": (0, 1, 2), "fetch_push": (3, 4, 5)}
 
 
 class FetchEnv(HostEnv):
@@ -52,6 +56,7 @@ class FetchEnv(HostEnv):
             goal_start=0,
             goal_end=state_dim,
             success_threshold=SUCCESS_THRESHOLD,
+            success_dims=ACHIEVED_DIMS[name],
         )
         model = self.gym_env.model
         self._site = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, achieved_site)

@@ -16,7 +16,8 @@ import importlib
 
 import numpy as np
 
-from contrastive_rl.envs.base import EnvSpec
+from contrastive_rl.envs.registry import HOST_ENVS, requirements_error
+from contrastive_rl.envs.spec import EnvSpec
 
 
 class HostEnv:
@@ -51,11 +52,10 @@ class HostEnv:
         """Release the simulator (renderers, files)."""
 
 
-# name -> "module:factory"; the factory takes the name and returns a HostEnv.
-HOST_ENVS: dict[str, str] = {}
-
-
 def make_host_env(name: str) -> HostEnv:
     """Build the host environment called ``name`` (imports its simulator)."""
+    problem = requirements_error(name)
+    if problem:
+        raise ValueError(problem)
     module_name, factory = HOST_ENVS[name].split(":")
     return getattr(importlib.import_module(module_name), factory)(name)

@@ -30,8 +30,8 @@ from metaworld.envs.sawyer_drawer_close_v3 import SawyerDrawerCloseEnvV3
 from metaworld.envs.sawyer_push_v3 import SawyerPushEnvV3
 from metaworld.envs.sawyer_window_open_v3 import SawyerWindowOpenEnvV3
 
-from contrastive_rl.envs.base import EnvSpec
 from contrastive_rl.envs.host import HostEnv
+from contrastive_rl.envs.spec import EnvSpec
 
 EPISODE_LENGTH = 150
 DRAWER_SLIDE = (-0.15, 0.0)  # drawer slide range drawn for goal and start (joint range -0.16..0)
@@ -157,6 +157,7 @@ class SawyerEnv(HostEnv):
     mw_class: type[_SeededReset]
     state_dim: int
     success_threshold: float
+    success_dims: tuple[int, ...]  # the goal dimensions goal_distance measures
 
     def __init__(self, name: str) -> None:
         self.spec = EnvSpec(
@@ -168,6 +169,7 @@ class SawyerEnv(HostEnv):
             goal_end=self.state_dim,
             success_threshold=self.success_threshold,
             obs_dtype="float32",
+            success_dims=self.success_dims,
         )
         self.mw = self.mw_class()
         self._goal = np.zeros(self.state_dim, np.float32)
@@ -224,6 +226,7 @@ class SawyerPush(SawyerEnv):
     mw_class = _PushV3
     state_dim = 7
     success_threshold = 0.05
+    success_dims = (3, 4, 5)
 
     def puck(self) -> np.ndarray:
         return self.mw.data.body("obj").xpos
@@ -243,6 +246,7 @@ class _HandleTask(SawyerEnv):
     """state = [tcp, handle along ``axis``]; goal = [goal handle, its ``axis``]; 1-D distance."""
 
     axis: int
+    success_dims = (3,)
 
     def handle(self) -> np.ndarray:
         raise NotImplementedError
@@ -290,6 +294,7 @@ class SawyerBin(SawyerEnv):
     mw_class = _BinV3
     state_dim = 7
     success_threshold = 0.05
+    success_dims = (4, 5, 6)
 
     def block(self) -> np.ndarray:
         return self.mw.data.body("obj").xpos
