@@ -4,6 +4,6 @@
 # Extra arguments go to `crl train`, e.g. ./run.sh --seed 1
 set -euo pipefail
 cd "$(dirname "$0")"
-scripts/setup_env.sh dev
+scripts/setup_env.sh
 exec .venv/bin/crl train --env point_FourRooms --alg contrastive_nce --preset quick \
   --run_dir "runs/quick-$(date +%Y%m%d-%H%M%S)" "$@"

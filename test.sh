@@ -3,5 +3,5 @@
 # (e.g. ./test.sh -m slow for the learning tests that take minutes).
 set -euo pipefail
 cd "$(dirname "$0")"
-scripts/setup_env.sh dev
+scripts/setup_env.sh test
 exec .venv/bin/python -m pytest -q "$@"

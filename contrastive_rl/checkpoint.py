@@ -253,19 +253,8 @@ def _flax_version() -> str:
     return flax.__version__
 
 
-def load_checkpoint(directory: str | os.PathLike[str], template_tree: Any) -> tuple[Any, dict]:
-    """Restore the directory's checkpoint into the structure of ``template_tree``.
-
-    Returns:
-        ``(tree, metadata)``: ``tree`` has the template's type and structure (jax arrays where the
-        template has jax arrays, numpy where numpy, typed PRNG keys rebuilt); ``metadata`` is
-        the dict saved with the data (it includes ``step``).
-
-    Raises:
-        FileNotFoundError: no checkpoint in ``directory`` (the message names the path).
-        CheckpointError: the file is truncated or damaged, or its structure, a shape or a dtype
-            differs from the template's (the message names the first mismatching leaf).
-    """
+def _read(directory: str | os.PathLike[str]) -> tuple[Any, dict, str]:
+    """``(state dict, metadata, path)`` of the directory's checkpoint, its checksum verified."""
     path = checkpoint_path(directory)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -297,6 +286,42 @@ def load_checkpoint(directory: str | os.PathLike[str], template_tree: Any) -> tu
     except Exception as e:
         raise CheckpointError(f"checkpoint {path} is corrupt ({type(e).__name__}: {e})") from e
 
+    return saved, metadata, path
+
+
+def load_subtree(
+    directory: str | os.PathLike[str], keys: tuple[str, ...], template_tree: Any
+) -> tuple[Any, dict]:
+    """Restore one part of the checkpoint (e.g. ``("learner", "actor_params")``) into
+    ``template_tree``, without a template of the whole state; errors as :func:`load_checkpoint`.
+    """
+    saved, metadata, path = _read(directory)
+    where = ""
+    for key in keys:
+        if not isinstance(saved, Mapping) or key not in saved:
+            raise CheckpointError(f"{path}: the checkpoint has no leaf {_join(where, key)!r}")
+        saved, where = saved[key], _join(where, key)
+    try:
+        state = _decode(saved, serialization.to_state_dict(template_tree), where)
+        return serialization.from_state_dict(template_tree, state), metadata
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+
+
+def load_checkpoint(directory: str | os.PathLike[str], template_tree: Any) -> tuple[Any, dict]:
+    """Restore the directory's checkpoint into the structure of ``template_tree``.
+
+    Returns:
+        ``(tree, metadata)``: ``tree`` has the template's type and structure (jax arrays where the
+        template has jax arrays, numpy where numpy, typed PRNG keys rebuilt); ``metadata`` is
+        the dict saved with the data (it includes ``step``).
+
+    Raises:
+        FileNotFoundError: no checkpoint in ``directory`` (the message names the path).
+        CheckpointError: the file is truncated or damaged, or its structure, a shape or a dtype
+            differs from the template's (the message names the first mismatching leaf).
+    """
+    saved, metadata, path = _read(directory)
     template_state = serialization.to_state_dict(template_tree)
     try:
         state = _decode(saved, template_state, "")
@@ -319,5 +344,6 @@ __all__ = [
     "checkpoint_path",
     "has_checkpoint",
     "load_checkpoint",
+    "load_subtree",
     "save_checkpoint",
 ]

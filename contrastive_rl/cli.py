@@ -11,7 +11,14 @@ import json
 import sys
 from typing import Any
 
-from contrastive_rl.config import FIELDS, PRESETS, ConfigError, closest, make_config
+from contrastive_rl.config import (
+    FIELDS,
+    PRESETS,
+    ConfigError,
+    closest,
+    make_config,
+    read_config_file,
+)
 from contrastive_rl.errors import WorkerError
 
 BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -74,6 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train (and evaluate) an agent")
     add_config_flags(train)
+    train.add_argument(
+        "--config",
+        metavar="FILE",
+        help="start from the fields of a JSON or TOML file (a run's config.json works; its "
+        "run_dir is ignored); flags given here override it",
+    )
+    train.add_argument(
+        "--print-config",
+        "--print_config",
+        dest="print_config",
+        action="store_true",
+        help="print the resolved config as JSON and exit without training",
+    )
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in run_dir")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -87,31 +107,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command_train(args: argparse.Namespace) -> int:
-    from contrastive_rl import rundir
-    from contrastive_rl.runner import Run
-    from contrastive_rl.train import Trainer
-
     overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
     if args.resume:
-        if overrides or args.overwrite:
-            given = ", ".join(f"--{k}" for k in overrides) or "--overwrite"
+        if overrides or args.overwrite or args.config:
+            given = ", ".join(f"--{k}" for k in overrides) or (
+                "--overwrite" if args.overwrite else "--config"
+            )
             raise ConfigError(f"--resume continues a run with its saved config; remove {given}")
-        path = args.resume
-        config = rundir.load_config(path)
+        from contrastive_rl import rundir
+
+        config = rundir.load_config(args.resume)
     else:
-        config = make_config(**overrides)
-        path = config.run_dir or rundir.default_run_dir(config)
-    trainer = Trainer(config)  # refuses what cannot run (budget, sizes) before anything is written
-    try:
-        prepared = rundir.prepare(path, config, resume=bool(args.resume), overwrite=args.overwrite)
-    except BaseException:
-        trainer.close()
-        raise
-    print(f"run directory: {path}", file=sys.stderr)
-    progress_bar = not args.no_progress
-    run = Run(config, path, prepared.resume, progress_bar=progress_bar, trainer=trainer)
-    result = run.run()
-    print(json.dumps({"run_dir": path, **result}, indent=1))
+        values = read_config_file(args.config) if args.config else {}
+        config = make_config(**{**values, **overrides})
+    if args.print_config:
+        print(json.dumps(config.to_dict(), indent=2))
+        return 0
+    from contrastive_rl.api import train
+
+    result = train(
+        config,
+        args.resume or config.run_dir or None,
+        resume=bool(args.resume),
+        overwrite=args.overwrite,
+        progress_bar=not args.no_progress,
+    )
+    print(json.dumps(result, indent=1))
     return 0
 
 
@@ -144,7 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        flags = [f"--{name}" for name in FIELDS] + ["--resume", "--overwrite", "--no-progress"]
+        flags = [f"--{name}" for name in FIELDS] + [
+            "--config",
+            "--print-config",
+            "--resume",
+            "--overwrite",
+            "--no-progress",
+        ]
         flag = unknown[0].split("=")[0]
         parser.error(f"unknown flag {flag!r}{closest(flag, flags)}; see `crl {args.command} -h`")
     handlers = {"train": command_train, "eval": command_eval, "list": command_list}

@@ -8,7 +8,13 @@ flag's help text. Defaults are those of the original ``ContrastiveConfig`` and l
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -262,3 +268,72 @@ def make_config(
     values.update(PRESETS[preset])
     values.update(overrides)
     return Config(**values)
+
+
+def _hint_allows(hint: Any, kind: type) -> bool:
+    if hint is kind or typing.get_origin(hint) is kind:
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_hint_allows(h, kind) for h in typing.get_args(hint))
+    return False
+
+
+def coerce_values(values: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
+    """Config values read from JSON or TOML, as the fields' types: lists become tuples where a
+    field is a tuple (``hidden_layer_sizes``), integers become floats where it is a float.
+
+    Raises:
+        ConfigError: a field ``Config`` does not have.
+    """
+    hints = typing.get_type_hints(Config)
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in hints:
+            raise ConfigError(
+                f"{source}: unknown config field {name!r}{closest(name, list(hints))}"
+            )
+        hint = hints[name]
+        if isinstance(value, list) and _hint_allows(hint, tuple):
+            value = tuple(value)
+        elif isinstance(value, int) and not isinstance(value, bool) and _hint_allows(hint, float):
+            value = float(value)
+        out[name] = value
+    return out
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The config fields set in a JSON or TOML file (``crl train --config FILE``).
+
+    A run's ``config.json`` works as it is: the file may set every field or only some. Its
+    ``run_dir`` is left out, so a run started from another run's config gets a directory of its
+    own. In TOML, ``entropy_coefficient = "auto"`` stands for a learned alpha (TOML has no null).
+
+    Raises:
+        ConfigError: the file is missing, unreadable, not a table of fields, or names a field
+            that does not exist.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read the config file {path}: {e.strerror or e}") from e
+    try:
+        if path.endswith(".toml"):
+            values = tomllib.loads(raw.decode("utf-8"))
+        else:
+            values = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        kind = "TOML" if path.endswith(".toml") else "JSON (use a .toml name for TOML)"
+        raise ConfigError(f"the config file {path} is not valid {kind}: {e}") from e
+    if not isinstance(values, dict):
+        raise ConfigError(f"the config file {path} must hold a table of config fields")
+    if isinstance(values.get("entropy_coefficient"), str):
+        if values["entropy_coefficient"].lower() not in ("auto", "none"):
+            raise ConfigError(
+                f"{path}: entropy_coefficient must be a number or 'auto', "
+                f"got {values['entropy_coefficient']!r}"
+            )
+        values["entropy_coefficient"] = None
+    values.pop("run_dir", None)
+    return coerce_values(values, source=path)

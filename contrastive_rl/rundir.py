@@ -53,8 +53,6 @@ import math
 import numbers
 import os
 import shutil
-import types
-import typing
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -62,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from contrastive_rl.config import Config, ConfigError
+from contrastive_rl.config import FIELDS, Config, ConfigError, coerce_values
 from contrastive_rl.files import DATA_FILE, META_FILE, atomic_write, has_checkpoint
 
 CONFIG_FILE = "config.json"
@@ -96,38 +94,21 @@ def _config_json(config: Config) -> str:
     return json.dumps(config.to_dict(), indent=2) + "\n"
 
 
-def _hint_allows(hint: Any, kind: type) -> bool:
-    if hint is kind or typing.get_origin(hint) is kind:
-        return True
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return any(_hint_allows(h, kind) for h in typing.get_args(hint))
-    return False
-
-
 def config_from_dict(values: Mapping[str, Any], source: str = "config") -> Config:
     """Rebuild a Config from its ``to_dict()`` after a JSON round trip.
 
-    JSON lists become tuples for tuple-typed fields (``hidden_layer_sizes``), JSON integers become
-    floats for float-typed fields, ``null`` stays None. Fields missing from ``values`` take their
-    defaults; unknown fields are an error.
+    Values are read as :func:`contrastive_rl.config.coerce_values` says (lists to tuples, integers
+    to floats where the field is a float); fields missing from ``values`` take their defaults.
 
     Raises:
         RunDirError: unknown fields. ConfigError: a value that does not validate.
     """
-    hints = typing.get_type_hints(Config)
-    unknown = [k for k in values if k not in hints]
+    unknown = [k for k in values if k not in FIELDS]
     if unknown:
         raise RunDirError(
             f"{source} has fields this version does not know: {', '.join(sorted(unknown))}"
         )
-    kwargs: dict[str, Any] = {}
-    for name, value in values.items():
-        hint = hints[name]
-        if isinstance(value, list) and _hint_allows(hint, tuple):
-            value = tuple(value)
-        elif isinstance(value, int) and not isinstance(value, bool) and _hint_allows(hint, float):
-            value = float(value)
-        kwargs[name] = value
+    kwargs = coerce_values(values, source)
     try:
         return Config(**kwargs)
     except ConfigError as e:

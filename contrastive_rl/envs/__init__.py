@@ -63,6 +63,19 @@ def make_env(name: str, backend: str = "auto") -> Any:
     raise ValueError(f"environment {name!r} with backend {kind!r} steps on the host: use HostEnv")
 
 
+def env_spec(name: str, backend: str = "auto") -> EnvSpec:
+    """The spec of ``name`` as ``backend`` steps it (builds one environment in this process)."""
+    if resolve_backend(name, backend) != "mujoco":
+        return make_env(name, backend).spec
+    from contrastive_rl.envs.host import make_host_env
+
+    env = make_host_env(name)
+    try:
+        return env.spec
+    finally:
+        env.close()
+
+
 __all__ = [
     "ANT_ENVS",
     "BACKEND_CHOICES",
@@ -77,6 +90,7 @@ __all__ = [
     "SAWYER_ENVS",
     "EnvSpec",
     "backend_error",
+    "env_spec",
     "make_env",
     "requirements_error",
     "resolve_backend",
