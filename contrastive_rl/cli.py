@@ -146,10 +146,12 @@ def command_eval(args: argparse.Namespace) -> int:
 
 def command_list(args: argparse.Namespace) -> int:
     from contrastive_rl.algorithms import ALGORITHMS
-    from contrastive_rl.envs.registry import ENV_STATUS
+    from contrastive_rl.envs.registry import ENV_EXTRA, ENV_STATUS, install_hint, requirements_error
 
     print("environments:")
     for name, status in ENV_STATUS.items():
+        if name in ENV_EXTRA and requirements_error(name):
+            status += f"; not installed: {install_hint(ENV_EXTRA[name])}"
         print(f"  {name:28s} {status}")
     print("algorithms:")
     for name, alg in ALGORITHMS.items():

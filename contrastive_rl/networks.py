@@ -184,7 +184,7 @@ class Networks:
     def _inputs(self, state: jax.Array, goal: jax.Array) -> tuple[jax.Array, jax.Array]:
         # Raw maze coordinates span [0, 11] or more; with zero biases every first-layer ReLU
         # boundary starts through the origin, a corner of the maze. Centred, unit-variance inputs
-        # spread them over the maze (README, "Quick check").
+        # spread them over the maze (docs/results.md, "Quick check").
         spec = self.spec
         if not self.input_norm or spec.input_shift is None:
             return state, goal

@@ -2,7 +2,7 @@
 
 The random policy reaches the goal in 0.14 of the episodes and ends 7.1 away on average. After
 9,600 updates the quick preset reached 0.705, 0.78 and 0.655 on seeds 0, 1 and 2 (and five
-settings without its standardised coordinates 0.57 to 0.625; README, "Quick check"); the
+settings without its standardised coordinates 0.57 to 0.625; docs/results.md, "Quick check"); the
 threshold leaves room for seed-to-seed spread.
 """
 

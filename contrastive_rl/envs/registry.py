@@ -10,7 +10,6 @@ except that environments with an MJX version use it only when JAX runs on an acc
 from __future__ import annotations
 
 import difflib
-import importlib.metadata
 
 POINT_MAZES = ("Small", "Cross", "FourRooms", "U", "Spiral11x11", "Maze11x11")
 POINT_ENVS = [f"point_{m}" for m in POINT_MAZES]
@@ -124,6 +123,8 @@ def resolve_backend(name: str, backend: str = "auto") -> str:
 
 
 def _installed(distribution: str) -> bool:
+    import importlib.metadata  # here, not at the top: `crl -h` never needs it
+
     try:
         importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
