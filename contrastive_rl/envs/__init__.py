@@ -16,28 +16,28 @@ POINT_ENVS = [f"point_{w}" for w in WALLS]
 SAWYER_ENVS = [f"sawyer_{t}" for t in ("push", "drawer", "bin", "window")]
 FETCH_ENVS = ["fetch_reach", "fetch_push"]
 ANT_ENVS = [f"ant_{m}" for m in ("umaze", "medium", "large")]
+MUJOCO_IMAGE_ENVS = [f"sawyer_{t}_image" for t in ("push", "drawer", "bin", "window")] + [
+    "fetch_reach_image",
+    "fetch_push_image",
+]
 
 HOST_ENVS.update({name: "contrastive_rl.envs.sawyer:make_sawyer" for name in SAWYER_ENVS})
 HOST_ENVS.update({name: "contrastive_rl.envs.fetch:make_fetch" for name in FETCH_ENVS})
 HOST_ENVS.update({name: "contrastive_rl.envs.ant:make_ant_host" for name in ANT_ENVS})
+HOST_ENVS.update({n: "contrastive_rl.envs.host_image:make_image_env" for n in MUJOCO_IMAGE_ENVS})
 
 # Backends of every available environment, the preferred one first.
 BACKENDS: dict[str, tuple[str, ...]] = {
     **{name: ("jax",) for name in POINT_ENVS},
     **{name: ("mujoco",) for name in SAWYER_ENVS + FETCH_ENVS},
     **{name: ("mujoco", "mjx") for name in ANT_ENVS},
+    **{name: ("mujoco",) for name in MUJOCO_IMAGE_ENVS},
 }
 BACKEND_CHOICES = ("auto", "jax", "mujoco", "mjx")
 
 # Names of the original that later work adds, with where that work is tracked.
 PLANNED: dict[str, str] = {
     **{f"point_image_{w}": "planned: image observations" for w in WALLS},
-    **{
-        f"sawyer_{t}_image": "planned: image observations"
-        for t in ("push", "drawer", "bin", "window")
-    },
-    "fetch_reach_image": "planned: image observations",
-    "fetch_push_image": "planned: image observations",
     **{
         f"offline_ant_{d}": "planned: offline datasets"
         for d in (
