@@ -5,15 +5,21 @@ import os
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import mujoco
 import numpy as np
 import pytest
 
 pytest.importorskip("metaworld")
 
+from contrastive_rl.collect import HostCollector  # noqa: E402
+from contrastive_rl.config import make_config  # noqa: E402
 from contrastive_rl.envs import BACKENDS, HOST_ENVS, MUJOCO_IMAGE_ENVS  # noqa: E402
 from contrastive_rl.envs.host_image import make_image_env  # noqa: E402
 from contrastive_rl.envs.render import FreeCamera, SceneRenderer  # noqa: E402
+from contrastive_rl.networks import make_networks  # noqa: E402
+from contrastive_rl.replay import EpisodeReplay  # noqa: E402
 from contrastive_rl.workers import EnvWorkers, WorkerError  # noqa: E402
 
 FACTORY = "contrastive_rl.envs.host_image:make_image_env"
@@ -144,6 +150,19 @@ def test_workers_hand_over_uint8_images_as_rendered_in_process():
     np.testing.assert_array_equal(goals[1], expected[1][1])
     np.testing.assert_array_equal(states[1], expected[1][0])
     np.testing.assert_array_equal(stepped[1], expected_step[0])
+
+
+def test_collected_image_episodes_reach_the_replay_as_uint8():
+    with EnvWorkers("fetch_reach_image", FACTORY, 1, num_workers=0) as workers:
+        spec = workers.spec
+        nets = make_networks(spec, make_config(hidden_layer_sizes=(8,), repr_dim=4))
+        collector = HostCollector(workers, nets)
+        states, actions, _ = collector.rollout(None, jax.random.key(0), np.array([3]), "random")
+    assert states.dtype == np.uint8 and states.shape == (1, 51, 12288)
+    replay = EpisodeReplay(spec, capacity=2, discount=0.99)
+    stored = replay.insert(replay.init(), states, actions)
+    assert stored.states.dtype == jnp.uint8  # 1 byte per pixel in the replay, never float
+    np.testing.assert_array_equal(np.asarray(stored.states[0]), states[0])
 
 
 def test_an_unusable_gl_backend_is_a_clear_worker_error(monkeypatch):
