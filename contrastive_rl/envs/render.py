@@ -71,7 +71,7 @@ def _open_context(backend: str, width: int, height: int) -> Any:
 
 _PROBE = (
     "import mujoco, sys; from contrastive_rl.envs.render import _open_context; "
-    "m = mujoco.MjModel.from_xml_string('<mujoco/>'); _open_context(sys.argv[1], 8, 8); "
+    "m = mujoco.MjModel.from_xml_string('<mujoco/>'); context = _open_context(sys.argv[1], 8, 8); "
     "mujoco.MjrContext(m, mujoco.mjtFontScale.mjFONTSCALE_100)"
 )
 
