@@ -29,8 +29,9 @@ GL_PACKAGES = {
     "osmesa": "libosmesa6",
     "glfw": "libglfw3 and a display (X11)",
 }
-# MuJoCo's models ask for 4096x4096 shadow maps, which llvmpipe draws at ~7 frames/s; at 64x64
-# a 1024 map gives the same image (mean absolute difference 0.08 of 255) twice as fast.
+# Meta-World's models ask for 4096x4096 shadow maps, which llvmpipe draws at ~7 frames/s; at
+# 64x64 a 1024 map gives the same image (mean absolute difference 0.08 of 255) twice as fast
+# (docs/images_mujoco.md).
 SHADOW_MAP_SIZE = 1024
 
 
