@@ -3,9 +3,9 @@
 An OpenGL context belongs to one thread, so every worker process opens its own. The backend is
 ``MUJOCO_GL`` when the user set it, else ``egl`` (headless; on a machine without a GPU Mesa's
 llvmpipe renders in software). If it cannot start, ``RenderBackendError`` says which backends
-were tried, why each failed, and which Debian packages provide them. Only ``egl`` is opened in
-this process: PyOpenGL binds one platform per process, so the fallbacks are probed in
-subprocesses, to say which one works here, never switched to silently.
+were tried, why each failed, and which Debian packages provide them. Only that one backend is
+opened in this process (PyOpenGL binds one platform per process); when the default fails,
+``osmesa`` is probed in a subprocess to say whether it works here, never switched to silently.
 
 Rendering is MuJoCo's own (``mjv_updateScene`` / ``mjr_render``) on a context opened for the
 chosen backend explicitly, so it works whatever ``MUJOCO_GL`` was when ``mujoco`` was imported.
