@@ -12,7 +12,8 @@ For host environments (CPU simulators in worker processes) it measures, for 1..N
   physics   the workers stepping every env with random actions (no policy)
   collect   whole episodes with the policy in the loop (one jitted call per step)
   loop      collection + insertion + K updates (the learner's gradient steps/s while collecting)
-beside the bare update.
+beside the bare update, and for MuJoCo image tasks first the camera alone in one process
+(``render alone``, frames/s; ``benchmarks/render_mujoco.py`` has more).
 
     python benchmarks/throughput.py --env point_FourRooms --preset quick
     python benchmarks/throughput.py --env fetch_reach --num_envs 32 --max_workers 2
@@ -31,7 +32,7 @@ import numpy as np
 
 from contrastive_rl.cli import add_config_flags
 from contrastive_rl.config import FIELDS, make_config
-from contrastive_rl.envs import resolve_backend
+from contrastive_rl.envs import MUJOCO_IMAGE_ENVS, resolve_backend
 from contrastive_rl.train import Trainer
 
 
@@ -189,6 +190,10 @@ def main() -> None:
     config = make_config(**overrides)
     if resolve_backend(config.env, config.backend) == "mujoco":
         rows = measure_host(config, args.repeats, args.max_workers)
+        if config.env in MUJOCO_IMAGE_ENVS:
+            from render_mujoco import render_rate  # benchmarks/, beside this script
+
+            rows = [("render alone", render_rate(config.env, args.repeats), 0.0)] + rows
     else:
         rows = measure(config, args.repeats)
     bare = rows[-1][2]

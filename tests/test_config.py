@@ -38,7 +38,7 @@ def test_algorithm_presets_and_named_presets_apply_in_order():
     "kwargs, message",
     [
         ({"env": "point_FourRoom"}, "did you mean 'point_FourRooms'"),
-        ({"env": "sawyer_push_image"}, "not available yet"),
+        ({"env": "offline_ant_umaze"}, "not available yet"),
         ({"env": "sawyer_push", "backend": "mjx"}, "no 'mjx' backend; valid choices: auto, mujoco"),
         ({"backend": "mjc"}, "unknown backend 'mjc'.*valid choices: auto, jax, mujoco, mjx"),
         ({"num_actors": -1}, "num_actors must be >= 0"),

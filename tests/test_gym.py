@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from contrastive_rl.envs import ENV_NAMES, make_gym
+from contrastive_rl.envs import STATE_ENVS, make_gym
 from contrastive_rl.envs.gym import register
 
 
-@pytest.mark.parametrize("name", ENV_NAMES)
+@pytest.mark.parametrize("name", STATE_ENVS)
 def test_gymnasium_checker_and_episode(name):
     env = make_gym(name)
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contrastive_rl.envs.registry import ENV_NAMES, missing_extra_error, resolve_backend
+from contrastive_rl.envs.registry import STATE_ENVS, missing_extra_error, resolve_backend
 from contrastive_rl.envs.spec import EnvSpec
 
 if problem := missing_extra_error("gym", "the Gymnasium view (make_gym)"):
@@ -144,13 +144,13 @@ def make_gym(name: str, backend: str = "auto") -> GoalEnv:
 
 
 def register(namespace: str = "crl") -> list[str]:
-    """Register every environment as ``<namespace>/<name>-v0``; returns the ids.
+    """Register every state environment as ``<namespace>/<name>-v0``; returns the ids.
 
     ``gymnasium.make("crl/point_FourRooms-v0")`` then works; the episode length is the
     environment's own truncation, so no extra time limit wrapper is added.
     """
     ids = []
-    for name in ENV_NAMES:
+    for name in STATE_ENVS:
         env_id = f"{namespace}/{name}-v0"
         if env_id not in gymnasium.registry:
             gymnasium.register(env_id, entry_point=GoalEnv, kwargs={"name": name})

@@ -16,6 +16,8 @@ POINT_ENVS = [f"point_{m}" for m in POINT_MAZES]
 SAWYER_ENVS = [f"sawyer_{t}" for t in ("push", "drawer", "bin", "window")]
 FETCH_ENVS = ["fetch_reach", "fetch_push"]
 ANT_ENVS = [f"ant_{m}" for m in ("umaze", "medium", "large")]
+# 64x64 RGB versions of the Sawyer and Fetch tasks, rendered by MuJoCo in the workers.
+MUJOCO_IMAGE_ENVS = [f"{name}_image" for name in SAWYER_ENVS + FETCH_ENVS]
 
 # Host environments (stepped on the CPU in worker processes): name -> "module:factory"; the
 # factory takes the name and returns a HostEnv.
@@ -23,6 +25,7 @@ HOST_ENVS: dict[str, str] = {
     **{name: "contrastive_rl.envs.sawyer:make_sawyer" for name in SAWYER_ENVS},
     **{name: "contrastive_rl.envs.fetch:make_fetch" for name in FETCH_ENVS},
     **{name: "contrastive_rl.envs.ant:make_ant_host" for name in ANT_ENVS},
+    **{name: "contrastive_rl.envs.host_image:make_image_env" for name in MUJOCO_IMAGE_ENVS},
 }
 
 # Backends of every available environment, the preferred one first.
@@ -30,6 +33,7 @@ BACKENDS: dict[str, tuple[str, ...]] = {
     **{name: ("jax",) for name in POINT_ENVS},
     **{name: ("mujoco",) for name in SAWYER_ENVS + FETCH_ENVS},
     **{name: ("mujoco", "mjx") for name in ANT_ENVS},
+    **{name: ("mujoco",) for name in MUJOCO_IMAGE_ENVS},
 }
 BACKEND_CHOICES = ("auto", "jax", "mujoco", "mjx")
 
@@ -46,12 +50,13 @@ ENV_EXTRA: dict[str, str] = {
     **{name: "sawyer" for name in SAWYER_ENVS},
     **{name: "fetch" for name in FETCH_ENVS},
     **{name: "ant" for name in ANT_ENVS},
+    **{f"{name}_image": "sawyer" for name in SAWYER_ENVS},
+    **{f"{name}_image": "fetch" for name in FETCH_ENVS},
 }
 
 # Names of the original that later work adds, with where that work is tracked.
 PLANNED: dict[str, str] = {
     **{f"point_image_{m}": "planned: image observations" for m in POINT_MAZES},
-    **{f"{name}_image": "planned: image observations" for name in SAWYER_ENVS + FETCH_ENVS},
     **{
         f"offline_ant_{d}": "planned: offline datasets"
         for d in (
@@ -66,6 +71,8 @@ PLANNED: dict[str, str] = {
 }
 
 ENV_NAMES: list[str] = list(BACKENDS)
+IMAGE_ENVS: list[str] = [name for name in ENV_NAMES if name.endswith("_image") or "_image_" in name]
+STATE_ENVS: list[str] = [name for name in ENV_NAMES if name not in IMAGE_ENVS]
 ENV_STATUS: dict[str, str] = {
     name: "ready (" + ", ".join(backends) + ")" for name, backends in BACKENDS.items()
 } | PLANNED
