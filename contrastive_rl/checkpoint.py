@@ -57,6 +57,14 @@ FORMAT_VERSION = 1
 
 _KEY_DATA = "__prng_key_data__"
 _KEY_IMPL = "__prng_key_impl__"
+# Older JAX (0.4.x) prints a key implementation by its short tag; newer by its name.
+_IMPL_TAGS = {"fry": "threefry2x32", "urbg": "unsafe_rbg"}
+
+
+def _impl_name(key: Any) -> str:
+    """The name of a typed key's PRNG implementation, the same on every supported JAX."""
+    name = str(jax.random.key_impl(key))
+    return _IMPL_TAGS.get(name, name)
 
 
 class CheckpointError(ValueError):
@@ -77,7 +85,7 @@ def _encode(node: Any) -> Any:
     if _is_key_array(node):
         return {
             _KEY_DATA: np.asarray(jax.random.key_data(node)),
-            _KEY_IMPL: str(jax.random.key_impl(node)),
+            _KEY_IMPL: _impl_name(node),
         }
     if node is None or isinstance(node, bool | int | float | str | bytes):
         return node
@@ -113,16 +121,17 @@ def _decode(saved: Any, template: Any, path: str) -> Any:
     if _is_key_array(template):
         if not (isinstance(saved, Mapping) and _KEY_DATA in saved and _KEY_IMPL in saved):
             raise _mismatch(path, saved, template)
-        impl = str(jax.random.key_impl(template))
+        impl = _impl_name(template)
         data = np.asarray(saved[_KEY_DATA])
         expected = jax.random.key_data(template)
-        if saved[_KEY_IMPL] != impl or data.shape != expected.shape or data.dtype != expected.dtype:
+        saved_impl = _IMPL_TAGS.get(saved[_KEY_IMPL], saved[_KEY_IMPL])
+        if saved_impl != impl or data.shape != expected.shape or data.dtype != expected.dtype:
             raise CheckpointError(
                 f"checkpoint does not match the template at leaf {path!r}: the checkpoint has a "
                 f"{saved[_KEY_IMPL]} key with data {data.dtype} {data.shape}, the template a "
                 f"{impl} key with data {expected.dtype} {tuple(expected.shape)}"
             )
-        return jax.random.wrap_key_data(jnp.asarray(data), impl=impl)
+        return jax.random.wrap_key_data(jnp.asarray(data), impl=jax.random.key_impl(template))
     if isinstance(template, Mapping):
         if not isinstance(saved, Mapping) or _KEY_DATA in saved:
             raise _mismatch(path, saved, template)
