@@ -61,28 +61,34 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         }
         if f.type == "bool":
             kwargs.update(nargs="?", const=True)
-        if name == "preset":
-            kwargs["choices"] = list(PRESETS)
+        if name == "preset":  # no argparse choices: validation names the near miss
+            kwargs["help"] += f"; one of: {', '.join(PRESETS)}"
         parser.add_argument(*names, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="crl", description="Contrastive RL: goal-conditioned RL by contrastive learning."
+        prog="crl",
+        description="Contrastive RL: goal-conditioned RL by contrastive learning.",
+        allow_abbrev=False,  # --step must not silently mean --steps
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train (and evaluate) an agent")
+    train = commands.add_parser("train", help="train (and evaluate) an agent", allow_abbrev=False)
     add_config_flags(train)
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in run_dir")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    evaluate = commands.add_parser("eval", help="re-evaluate the last checkpoint of a run")
+    evaluate = commands.add_parser(
+        "eval", help="re-evaluate the last checkpoint of a run", allow_abbrev=False
+    )
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
     evaluate.add_argument("--episodes", type=int, default=None, help="episodes (default: config)")
 
-    commands.add_parser("list", help="environments, algorithms and presets with their status")
+    commands.add_parser(
+        "list", help="environments, algorithms and presets with their status", allow_abbrev=False
+    )
     return parser
 
 

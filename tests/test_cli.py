@@ -110,3 +110,15 @@ def test_a_budget_that_cannot_run_is_refused_before_the_run_directory_is_written
     assert main(args) == 2
     assert "leaves no training" in capsys.readouterr().err
     assert not path.exists()  # a corrected command is not blocked by a half-made run
+
+
+def test_a_mistyped_preset_gets_did_you_mean(capsys, tmp_path):
+    assert main(["train", "--preset", "quik", "--run_dir", str(tmp_path / "r")]) == 2
+    assert "did you mean 'quick'" in capsys.readouterr().err
+
+
+def test_flag_prefixes_are_not_taken_for_flags(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--step", "1"])
+    assert exit_info.value.code == 2
+    assert "unknown flag '--step'" in capsys.readouterr().err
