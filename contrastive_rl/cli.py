@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from typing import Any
 
 from contrastive_rl.config import FIELDS, PRESETS, ConfigError, closest, make_config
 from contrastive_rl.workers import WorkerError
+
+# Exit statuses of `crl` (docs/resume.md); a run stopped by a signal exits 128 + its number
+# (130 for SIGINT, 143 for SIGTERM), as a shell reports a process the signal killed.
+EXIT_OK = 0
+EXIT_WORKER_CRASH = 1
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
+EXIT_FILE_SYSTEM = 74  # EX_IOERR of sysexits.h
 
 BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -94,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def command_train(args: argparse.Namespace) -> int:
     from contrastive_rl import rundir
-    from contrastive_rl.runner import Run
+    from contrastive_rl.runner import DivergedError
     from contrastive_rl.train import Trainer
 
     overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
@@ -109,16 +118,35 @@ def command_train(args: argparse.Namespace) -> int:
         path = config.run_dir or rundir.default_run_dir(config)
     trainer = Trainer(config)  # refuses what cannot run (budget, sizes) before anything is written
     try:
-        prepared = rundir.prepare(path, config, resume=bool(args.resume), overwrite=args.overwrite)
-    except BaseException:
-        trainer.close()
-        raise
-    print(f"run directory: {path}", file=sys.stderr)
-    progress_bar = not args.no_progress
-    run = Run(config, path, prepared.resume, progress_bar=progress_bar, trainer=trainer)
-    result = run.run()
-    print(json.dumps({"run_dir": path, **result}, indent=1))
-    return 0
+        run, result = _train_in(path, config, trainer, args)
+    except DivergedError as error:  # non-finite losses; the last good checkpoint is kept
+        return _fail("train", error, EXIT_DIVERGED)
+    except rundir.StorageError as error:  # full, read-only or missing directory
+        return _fail("train", error, EXIT_FILE_SYSTEM)
+    status = "stopped" if run.stop_signal else "completed"
+    print(json.dumps({"run_dir": path, "status": status, **result}, indent=1))
+    return 128 + run.stop_signal if run.stop_signal else EXIT_OK
+
+
+def _train_in(path: str, config: Any, trainer: Any, args: argparse.Namespace) -> tuple[Any, dict]:
+    """Prepare and lock the run directory, then train; file-system errors become StorageError."""
+    from contrastive_rl import rundir
+    from contrastive_rl.runner import Run
+
+    with rundir.storage_errors(path):
+        try:
+            prepared = rundir.prepare(
+                path, config, resume=bool(args.resume), overwrite=args.overwrite
+            )
+        except BaseException:
+            trainer.close()
+            raise
+        with prepared:  # holds the run directory's lock until the run ends
+            print(f"run directory: {path}", file=sys.stderr)
+            run = Run(
+                config, path, prepared.resume, progress_bar=not args.no_progress, trainer=trainer
+            )
+            return run, run.run()
 
 
 def command_eval(args: argparse.Namespace) -> int:
@@ -157,11 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except (ValueError, FileNotFoundError) as error:  # ConfigError, RunDirError, CheckpointError
-        print(f"crl {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return _fail(args.command, error, EXIT_BAD_INPUT)
     except WorkerError as error:  # a simulator crashed or hung; the run saved its checkpoint
-        print(f"crl {args.command}: error: {error}", file=sys.stderr)
-        return 1
+        return _fail(args.command, error, EXIT_WORKER_CRASH)
+    except KeyboardInterrupt:  # a second Ctrl-C: no new checkpoint, the last one stays valid
+        print(f"crl {args.command}: aborted", file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
+def _fail(command: str, error: BaseException, status: int) -> int:
+    print(f"crl {command}: error: {error}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

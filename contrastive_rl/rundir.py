@@ -184,6 +184,22 @@ def config_differences(stored: Config, given: Config) -> list[str]:
     return out
 
 
+def stored_config_differences(saved: Mapping[str, Any], config: Config) -> list[str]:
+    """``'field: saved -> config'`` for each field where a checkpoint's saved config (a dict
+    from its JSON metadata) and ``config`` differ (``run_dir`` ignored)."""
+
+    def as_json(values: Mapping[str, Any]) -> dict[str, Any]:  # tuples as lists, as saved
+        return json.loads(json.dumps(dict(values)))
+
+    defaults = as_json({f.name: f.default for f in dataclasses.fields(Config)})
+    saved = {**defaults, **saved}  # a field added since the checkpoint has its default
+    return [
+        f"{name}: {saved[name]!r} -> {value!r}"
+        for name, value in as_json(config.to_dict()).items()
+        if name not in IGNORED_FIELDS and saved[name] != value
+    ]
+
+
 # -- the directory ----------------------------------------------------------------------------
 
 
@@ -711,4 +727,5 @@ __all__ = [
     "read_metrics",
     "storage_error",
     "storage_errors",
+    "stored_config_differences",
 ]
