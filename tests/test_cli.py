@@ -128,22 +128,23 @@ def test_flag_prefixes_are_not_taken_for_flags(capsys):
     assert "unknown flag '--step'" in capsys.readouterr().err
 
 
+TRAINERS = {}  # config (run_dir aside) -> Trainer, shared by the tests of this module
+
+
 @pytest.fixture
 def one_compilation(monkeypatch):
-    """`crl train` builds its Trainer through this cache: runs of one config compile once."""
+    """`crl train` builds its Trainer through a cache: runs of one config compile once."""
     from contrastive_rl import train
 
-    cache = {}
+    real_trainer = train.Trainer
 
     def trainer(config):
         key = dataclasses.replace(config, run_dir="")
-        if key not in cache:
-            cache[key] = RealTrainer(config)
-        return cache[key]
+        if key not in TRAINERS:
+            TRAINERS[key] = real_trainer(config)
+        return TRAINERS[key]
 
-    RealTrainer = train.Trainer
     monkeypatch.setattr(train, "Trainer", trainer)
-    return cache
 
 
 def signal_at_iteration(monkeypatch, trainer, signum, at):
@@ -174,6 +175,28 @@ def test_a_stopped_run_says_so_and_exits_with_128_plus_the_signal(
         captured.err
     )
     assert json.load(open(f"{path}/checkpoint.json"))["progress"]["env_steps"] == 600
+
+
+def test_a_second_ctrl_c_aborts_at_once_and_keeps_the_last_checkpoint(
+    one_compilation, monkeypatch, tmp_path, capsys
+):
+    from contrastive_rl.train import Trainer
+
+    path = str(tmp_path / "run")
+    trainer = Trainer(make_config_of(TINY))
+    real, calls = trainer.iteration, []
+
+    def iteration(state):
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # stop after this iteration, with a checkpoint
+            os.kill(os.getpid(), signal.SIGINT)  # and now
+        return real(state)
+
+    monkeypatch.setattr(trainer, "iteration", iteration)
+    assert main(["train", *TINY, "--run_dir", path]) == 130
+    assert "crl train: aborted" in capsys.readouterr().err
+    assert not os.path.exists(f"{path}/checkpoint.msgpack")  # none was due yet
 
 
 def test_a_full_disk_is_one_line_and_the_last_checkpoint_stays_intact(
