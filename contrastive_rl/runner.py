@@ -157,12 +157,6 @@ class Run:
                 self.last_eval = {k: v for k, v in logged[-1].items() if k.startswith("eval/")}
 
     # -- one step at a time ------------------------------------------------------------------
-    @property
-    def finished(self) -> bool:
-        """The budget is done and its final evaluation logged."""
-        done = self.progress.env_steps >= self.trainer.budget.total_env_steps
-        return done and not self.progress.eval_pending and bool(self.last_eval)
-
     def save(self) -> None:
         """Checkpoint the state and counters; a state with non-finite parameters is refused."""
         self.check_parameters()
