@@ -10,11 +10,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 
 class ConfigError(ValueError):
@@ -183,6 +182,14 @@ FLOAT32_FIELDS = (
 )
 
 
+def _as_float32(x: float) -> float:
+    """``x`` rounded to float32 (inf beyond its range), without importing numpy."""
+    try:
+        return struct.unpack("f", struct.pack("f", x))[0]
+    except OverflowError:
+        return math.copysign(math.inf, x)
+
+
 def _validate_floats(c: Config) -> None:
     """Finite, in range, and still in range once rounded to the float32 the device computes in."""
     for name, (ok, meaning) in FLOAT_RANGES.items():
@@ -194,8 +201,7 @@ def _validate_floats(c: Config) -> None:
         if not ok(value):
             raise ConfigError(f"{name} must be {meaning}, got {value}")
         if name in FLOAT32_FIELDS:
-            with np.errstate(over="ignore"):
-                single = float(np.float32(value))
+            single = _as_float32(value)
             if not (math.isfinite(single) and ok(single)):
                 raise ConfigError(
                     f"{name} {value!r} becomes {single!r} in float32 (the precision training "

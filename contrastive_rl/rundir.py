@@ -7,6 +7,7 @@ Layout of a run directory::
     metrics.csv                      the same records as CSV (header = union of all keys)
     tb/events.out.tfevents.*         TensorBoard scalars, step = record["env_steps"]
     checkpoint.msgpack, .json        the latest checkpoint (contrastive_rl.checkpoint)
+    .crl.lock                        flock held by the process writing the run (its PID)
 
 What :func:`prepare` does with an existing directory (so that nothing written is silently lost):
 
