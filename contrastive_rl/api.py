@@ -7,6 +7,7 @@ as a plain callable, for evaluation scripts, videos or another library's environ
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -30,28 +31,38 @@ def train(
     ``run_dir`` with its saved config (``config`` is then only used to find the directory).
 
     Returns:
-        ``{"run_dir": path, "eval/success": ..., ...}``: the last evaluation.
+        ``{"run_dir": path, "status": "completed", "eval/success": ..., ...}``: the last
+        evaluation. A run stopped by SIGINT or SIGTERM checkpoints and returns
+        ``"status": "stopped"`` with ``"stopped_by": "SIGINT"`` (or ``"SIGTERM"``).
 
     Raises:
-        ConfigError: a config that cannot run. RunDirError: a refused run directory.
+        ConfigError: a config that cannot run. RunDirError: a refused run directory (e.g. in use
+        by another process). StorageError: the file system refused a write (the last checkpoint
+        is intact). DivergedError: non-finite losses (the last good checkpoint is kept).
         WorkerError: a simulator worker crashed or hung (a checkpoint was saved first).
     """
     from contrastive_rl import rundir
     from contrastive_rl.runner import Run
-    from contrastive_rl.train import Trainer
+    from contrastive_rl.trainer import Trainer
 
     path = os.fspath(run_dir) if run_dir else rundir.default_run_dir(config)
     if resume:
         config = rundir.load_config(path)
     trainer = Trainer(config)  # refuses what cannot run (budget, sizes) before anything is written
-    try:
-        prepared = rundir.prepare(path, config, resume=resume, overwrite=overwrite)
-    except BaseException:
-        trainer.close()
-        raise
-    print(f"run directory: {path}", file=sys.stderr)
-    run = Run(prepared.config, path, prepared.resume, progress_bar=progress_bar, trainer=trainer)
-    return {"run_dir": path, **run.run()}
+    with rundir.storage_errors(path):
+        try:
+            prepared = rundir.prepare(path, config, resume=resume, overwrite=overwrite)
+        except BaseException:
+            trainer.close()
+            raise
+        with prepared:  # holds the run directory's lock until the run ends
+            print(f"run directory: {path}", file=sys.stderr)
+            run = Run(prepared.config, path, prepared.resume, progress_bar, trainer=trainer)
+            result = run.run()
+    if run.stop_signal:
+        stopped = {"status": "stopped", "stopped_by": signal.Signals(run.stop_signal).name}
+        return {"run_dir": path, **stopped, **result}
+    return {"run_dir": path, "status": "completed", **result}
 
 
 class Policy:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from typing import Any
 
@@ -20,6 +21,14 @@ from contrastive_rl.config import (
     read_config_file,
 )
 from contrastive_rl.errors import WorkerError
+
+# Exit statuses of `crl` (docs/resume.md); a run stopped by a signal exits 128 + its number
+# (130 for SIGINT, 143 for SIGTERM), as a shell reports a process the signal killed.
+EXIT_OK = 0
+EXIT_WORKER_CRASH = 1
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
+EXIT_FILE_SYSTEM = 74  # EX_IOERR of sysexits.h
 
 BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -68,18 +77,20 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         }
         if f.type == "bool":
             kwargs.update(nargs="?", const=True)
-        if name == "preset":
-            kwargs["choices"] = list(PRESETS)
+        if name == "preset":  # no argparse choices: validation names the near miss
+            kwargs["help"] += f"; one of: {', '.join(PRESETS)}"
         parser.add_argument(*names, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="crl", description="Contrastive RL: goal-conditioned RL by contrastive learning."
+        prog="crl",
+        description="Contrastive RL: goal-conditioned RL by contrastive learning.",
+        allow_abbrev=False,  # --step must not silently mean --steps
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train (and evaluate) an agent")
+    train = commands.add_parser("train", help="train (and evaluate) an agent", allow_abbrev=False)
     add_config_flags(train)
     train.add_argument(
         "--config",
@@ -98,11 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace a run already in run_dir")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    evaluate = commands.add_parser("eval", help="re-evaluate the last checkpoint of a run")
+    evaluate = commands.add_parser(
+        "eval", help="re-evaluate the last checkpoint of a run", allow_abbrev=False
+    )
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
     evaluate.add_argument("--episodes", type=int, default=None, help="episodes (default: config)")
 
-    commands.add_parser("list", help="environments, algorithms and presets with their status")
+    commands.add_parser(
+        "list", help="environments, algorithms and presets with their status", allow_abbrev=False
+    )
     return parser
 
 
@@ -122,18 +137,27 @@ def command_train(args: argparse.Namespace) -> int:
         config = make_config(**{**values, **overrides})
     if args.print_config:
         print(json.dumps(config.to_dict(), indent=2))
-        return 0
+        return EXIT_OK
     from contrastive_rl.api import train
+    from contrastive_rl.rundir import StorageError
+    from contrastive_rl.runner import DivergedError
 
-    result = train(
-        config,
-        args.resume or config.run_dir or None,
-        resume=bool(args.resume),
-        overwrite=args.overwrite,
-        progress_bar=not args.no_progress,
-    )
+    try:
+        result = train(
+            config,
+            args.resume or config.run_dir or None,
+            resume=bool(args.resume),
+            overwrite=args.overwrite,
+            progress_bar=not args.no_progress,
+        )
+    except DivergedError as error:  # non-finite losses; the last good checkpoint is kept
+        return _fail("train", error, EXIT_DIVERGED)
+    except StorageError as error:  # full, read-only or missing directory
+        return _fail("train", error, EXIT_FILE_SYSTEM)
     print(json.dumps(result, indent=1))
-    return 0
+    if result["status"] == "stopped":
+        return 128 + signal.Signals[result["stopped_by"]].value
+    return EXIT_OK
 
 
 def command_eval(args: argparse.Namespace) -> int:
@@ -180,11 +204,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except (ValueError, FileNotFoundError) as error:  # ConfigError, RunDirError, CheckpointError
-        print(f"crl {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return _fail(args.command, error, EXIT_BAD_INPUT)
     except WorkerError as error:  # a simulator crashed or hung; the run saved its checkpoint
-        print(f"crl {args.command}: error: {error}", file=sys.stderr)
-        return 1
+        return _fail(args.command, error, EXIT_WORKER_CRASH)
+    except KeyboardInterrupt:  # a second Ctrl-C: no new checkpoint, the last one stays valid
+        print(f"crl {args.command}: aborted", file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
+def _fail(command: str, error: BaseException, status: int) -> int:
+    print(f"crl {command}: error: {error}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

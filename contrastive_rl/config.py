@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import struct
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,6 +151,63 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+MAX_SEED = 2**32 - 1
+
+# The range of every float field: (test, what it means). Fields in FLOAT32_FIELDS reach the
+# device as float32, so their float32 value must pass the same test.
+FLOAT_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "learning_rate": (lambda x: x > 0, "positive"),
+    "actor_learning_rate": (lambda x: x > 0, "positive"),
+    "adam_eps": (lambda x: x > 0, "positive"),
+    "discount": (lambda x: 0.0 <= x < 1.0, "in [0, 1)"),
+    "tau": (lambda x: 0.0 < x <= 1.0, "in (0, 1]"),
+    "entropy_coefficient": (lambda x: x >= 0, ">= 0 or 'auto'"),
+    "target_entropy": (lambda x: True, "a number"),
+    "random_goals": (lambda x: x in (0.0, 0.5, 1.0), "one of 0, 0.5, 1"),
+    "bc_coef": (lambda x: 0.0 <= x <= 1.0, "in [0, 1]"),
+    "utd": (lambda x: x > 0, "positive (gradient steps per env step)"),
+    "checkpoint_every_s": (lambda x: x > 0, "positive"),
+    "worker_timeout_s": (lambda x: x > 0, "positive"),
+}
+FLOAT32_FIELDS = (
+    "learning_rate",
+    "actor_learning_rate",
+    "adam_eps",
+    "discount",
+    "tau",
+    "entropy_coefficient",
+    "target_entropy",
+    "bc_coef",
+)
+
+
+def _as_float32(x: float) -> float:
+    """``x`` rounded to float32 (inf beyond its range), without importing numpy."""
+    try:
+        return struct.unpack("f", struct.pack("f", x))[0]
+    except OverflowError:
+        return math.copysign(math.inf, x)
+
+
+def _validate_floats(c: Config) -> None:
+    """Finite, in range, and still in range once rounded to the float32 the device computes in."""
+    for name, (ok, meaning) in FLOAT_RANGES.items():
+        value = getattr(c, name)
+        if value is None:  # entropy_coefficient 'auto'
+            continue
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number ({meaning}), got {value}")
+        if not ok(value):
+            raise ConfigError(f"{name} must be {meaning}, got {value}")
+        if name in FLOAT32_FIELDS:
+            single = _as_float32(value)
+            if not (math.isfinite(single) and ok(single)):
+                raise ConfigError(
+                    f"{name} {value!r} becomes {single!r} in float32 (the precision training "
+                    f"computes in), which is not {meaning}; choose a value float32 can hold"
+                )
+
+
 def validate(c: Config) -> None:
     """Refuse values that cannot run, before anything is built or written."""
     from contrastive_rl.envs.registry import backend_error, requirements_error, unknown_env_error
@@ -171,6 +229,11 @@ def validate(c: Config) -> None:
             f"unknown preset {c.preset!r}{closest(c.preset, list(PRESETS))}; "
             f"valid choices: {', '.join(PRESETS)}"
         )
+    if isinstance(c.seed, bool) or not 0 <= c.seed <= MAX_SEED:
+        raise ConfigError(
+            f"seed must be an integer in [0, {MAX_SEED}] (JAX seeds its keys with 32 bits: a "
+            f"larger seed would repeat a smaller one), got {c.seed}"
+        )
     positive = [
         "steps",
         "num_envs",
@@ -187,15 +250,7 @@ def validate(c: Config) -> None:
         raise ConfigError(f"devices must be >= 0 (0 = all local devices), got {c.devices}")
     if c.num_actors < 0:
         raise ConfigError(f"num_actors must be >= 0 (0 = one per core), got {c.num_actors}")
-    for name in [
-        "learning_rate",
-        "actor_learning_rate",
-        "adam_eps",
-        "checkpoint_every_s",
-        "worker_timeout_s",
-    ]:
-        if not getattr(c, name) > 0:
-            raise ConfigError(f"{name} must be positive, got {getattr(c, name)}")
+    _validate_floats(c)
     if c.precision not in ("fp32", "bf16"):
         raise ConfigError(f"unknown precision {c.precision!r}; valid choices: fp32, bf16")
     if c.lr_schedule not in LR_SCHEDULES:
@@ -207,20 +262,6 @@ def validate(c: Config) -> None:
         raise ConfigError(f"unroll_length must be >= 0 (0 = whole episodes), got {c.unroll_length}")
     if c.min_replay_size < 0:
         raise ConfigError(f"min_replay_size must be >= 0, got {c.min_replay_size}")
-    if not (c.utd > 0 and math.isfinite(c.utd)):
-        raise ConfigError(f"utd (gradient steps per env step) must be positive, got {c.utd}")
-    if not 0.0 <= c.discount < 1.0:
-        raise ConfigError(f"discount must be in [0, 1), got {c.discount}")
-    if not 0.0 < c.tau <= 1.0:
-        raise ConfigError(f"tau must be in (0, 1], got {c.tau}")
-    if c.random_goals not in (0.0, 0.5, 1.0):
-        raise ConfigError(f"random_goals must be one of 0, 0.5, 1, got {c.random_goals}")
-    if not 0.0 <= c.bc_coef <= 1.0:
-        raise ConfigError(f"bc_coef must be in [0, 1], got {c.bc_coef}")
-    if c.entropy_coefficient is not None and c.entropy_coefficient < 0:
-        raise ConfigError(
-            f"entropy_coefficient must be >= 0 or 'auto', got {c.entropy_coefficient}"
-        )
     if c.entropy_coefficient is not None and c.target_entropy != 0.0:
         raise ConfigError(
             "target_entropy only applies to a learned alpha: set entropy_coefficient=auto "

@@ -37,8 +37,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
 
     A temporary file ``.<name>.<random>.tmp`` in the same directory is written, flushed, fsynced
-    and moved over ``path`` with ``os.replace``. On any error the temporary file is removed and
-    ``path`` is untouched.
+    and moved over ``path`` with ``os.replace``; it gets the mode a plain ``open`` would (0666
+    less the umask). On any error the temporary file is removed and ``path`` is untouched.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -48,6 +48,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> None:
         prefix=f".{os.path.basename(path)}.", suffix=TMP_SUFFIX, dir=directory
     )
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; run files are the user's to share
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -58,6 +59,13 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> None:
             os.remove(tmp)
         raise
     _fsync_dir(directory)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _remove_stray_temps(directory: str, name: str) -> None:

@@ -7,6 +7,7 @@ Layout of a run directory::
     metrics.csv                      the same records as CSV (header = union of all keys)
     tb/events.out.tfevents.*         TensorBoard scalars, step = record["env_steps"]
     checkpoint.msgpack, .json        the latest checkpoint (contrastive_rl.checkpoint)
+    .crl.lock                        flock held by the process writing the run (its PID)
 
 What :func:`prepare` does with an existing directory (so that nothing written is silently lost):
 
@@ -25,15 +26,20 @@ a run (any config)                     --resume     continue with the *directory
                                                     True when there is a checkpoint to restore,
                                                     else the run restarts from step 0 with the
                                                     stored config and its old logs are removed
+checkpoint.json without its .msgpack   any but      RunDirError: the checkpoint data is missing;
+                                       --overwrite  nothing is deleted
+a run another process is writing       any          RunDirError naming that process's PID
 a run, or leftover run files           --overwrite  the old run's files (config, metrics, tb/,
                                                     checkpoint) are deleted; fresh run. Files
                                                     this package does not write are kept.
 run files but no config.json           none         RunDirError: pass --overwrite
 =====================================  ===========  ============================================
 
-``--resume`` together with ``--overwrite`` is refused. "Same config" ignores the ``run_dir``
-field (the place, not the experiment): the stored config.json records the directory it was
-written to.
+``--resume`` together with ``--overwrite`` is refused. While a run writes to its directory it
+holds an exclusive ``flock`` on ``.crl.lock`` there (the :class:`RunDir` returned by
+:func:`prepare` holds it until ``release``, or until the process ends, however it ends).
+"Same config" ignores the ``run_dir`` field (the place, not the experiment): the stored
+config.json records the directory it was written to.
 
 Metrics: non-finite floats are written to JSONL as the strings ``"NaN"``, ``"Infinity"`` and
 ``"-Infinity"`` (the file stays strict JSON, and NaN stays distinguishable from a diverged +-inf);
@@ -47,6 +53,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import errno
+import fcntl
 import io
 import json
 import math
@@ -54,8 +62,8 @@ import numbers
 import os
 import shutil
 import warnings
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -67,6 +75,7 @@ CONFIG_FILE = "config.json"
 METRICS_JSONL = "metrics.jsonl"
 METRICS_CSV = "metrics.csv"
 TB_DIR = "tb"
+LOCK_FILE = ".crl.lock"
 STEP_KEY = "env_steps"
 
 # Everything a run writes; --overwrite deletes exactly these (and their temporary files).
@@ -78,6 +87,14 @@ IGNORED_FIELDS = ("run_dir",)
 
 class RunDirError(ValueError):
     """A run directory that cannot be used as asked; the message says which flag to pass."""
+
+
+class StorageError(RuntimeError):
+    """The file system refused a read or write of the run (full, read-only, not a directory).
+
+    The message is one line: the path, the cause, whether the last checkpoint is intact and how
+    to continue.
+    """
 
 
 # -- config -----------------------------------------------------------------------------------
@@ -149,12 +166,66 @@ def config_differences(stored: Config, given: Config) -> list[str]:
     return out
 
 
+def stored_config_differences(saved: Mapping[str, Any], config: Config) -> list[str]:
+    """``'field: saved -> config'`` for each field where a checkpoint's saved config (a dict
+    from its JSON metadata) and ``config`` differ (``run_dir`` ignored)."""
+
+    def as_json(values: Mapping[str, Any]) -> dict[str, Any]:  # tuples as lists, as saved
+        return json.loads(json.dumps(dict(values)))
+
+    defaults = as_json({f.name: f.default for f in dataclasses.fields(Config)})
+    saved = {**defaults, **saved}  # a field added since the checkpoint has its default
+    return [
+        f"{name}: {saved[name]!r} -> {value!r}"
+        for name, value in as_json(config.to_dict()).items()
+        if name not in IGNORED_FIELDS and saved[name] != value
+    ]
+
+
 # -- the directory ----------------------------------------------------------------------------
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``<path>/.crl.lock``, so that one process at a time writes a run.
+
+    The file holds the PID of the holder, for the refusal message. The kernel drops the lock
+    when the process ends, however it ends, so a killed run never leaves its directory locked.
+    The file itself stays (removing it would let two processes lock two different files).
+    """
+
+    def __init__(self, path: str):
+        self._fd: int | None = None
+        file = os.path.join(path, LOCK_FILE)
+        fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise RunDirError(
+                f"{path} is in use by another run (process {holder}); wait for it to end, or "
+                f"stop it (Ctrl-C, or kill {holder}: it saves a checkpoint) and then "
+                f"`crl train --resume {path}`"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the lock
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.release()
 
 
 @dataclass(frozen=True)
 class RunDir:
-    """A prepared run directory (see :func:`prepare`).
+    """A prepared run directory (see :func:`prepare`), locked for this process.
 
     Attributes:
         path: the directory.
@@ -162,11 +233,24 @@ class RunDir:
         resume: True when a checkpoint is there to restore (only on ``--resume``); open the
             metrics with ``MetricsLogger(path, resume=True)`` and call ``truncate_after`` with
             the checkpoint's env_steps.
+        lock: the directory's lock; :meth:`release` it when the run ends (it is also released
+            when this object is garbage-collected or the process ends).
     """
 
     path: str
     config: Config
     resume: bool
+    lock: RunLock | None = field(default=None, repr=False, compare=False)
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+    def __enter__(self) -> RunDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def _remove(path: str) -> None:
@@ -199,6 +283,29 @@ def _leftovers(path: str) -> list[str]:
     return [n for n in (*RUN_FILES, TB_DIR) if os.path.exists(os.path.join(path, n))]
 
 
+def _missing_checkpoint_data(path: str) -> str | None:
+    """The refusal when checkpoint.json is there but its data file is not, else None."""
+    if has_checkpoint(path) or not os.path.isfile(os.path.join(path, META_FILE)):
+        return None
+    steps = checkpoint_env_steps(path)
+    said = f" (checkpoint.json says {steps} env steps)" if steps is not None else ""
+    return (
+        f"{os.path.join(path, DATA_FILE)} is missing{said}, so the run cannot continue; nothing "
+        f"was changed. Restore the file, or start over on purpose with the run's flags and "
+        f"--overwrite (this deletes its metrics and checkpoint)"
+    )
+
+
+def checkpoint_env_steps(path: str) -> int | None:
+    """The env steps checkpoint.json records, or None when it is absent or unreadable."""
+    try:
+        with open(os.path.join(path, META_FILE), encoding="utf-8") as f:
+            meta = json.load(f)
+        return int(meta.get("progress", {}).get("env_steps", meta["step"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def prepare(
     path: str | os.PathLike[str] | None,
     config: Config,
@@ -224,25 +331,45 @@ def prepare(
     if os.path.exists(path) and not os.path.isdir(path):
         raise RunDirError(f"run directory {path} exists and is not a directory")
     config_file = os.path.join(path, CONFIG_FILE)
+    if resume and not os.path.isfile(config_file):
+        raise RunDirError(
+            f"--resume: there is no run to resume in {path} (no {CONFIG_FILE}); "
+            "leave out --resume to start one there"
+        )
+    created = not os.path.isdir(path)
+    os.makedirs(path, exist_ok=True)
+    lock = RunLock(path)  # before anything is read to decide, or deleted
+    try:
+        config, resume = _prepare_locked(path, config, resume, overwrite)
+    except BaseException:
+        lock.release()
+        if created:  # a refused or failed start leaves no half-made directory behind
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    return RunDir(path, config, resume, lock)
+
+
+def _prepare_locked(
+    path: str, config: Config, resume: bool, overwrite: bool
+) -> tuple[Config, bool]:
+    """:func:`prepare` once the lock is held: the config to run and whether to restore."""
+    config_file = os.path.join(path, CONFIG_FILE)
     given = dataclasses.replace(config, run_dir=path)
     has_run = os.path.isfile(config_file)
+    missing_data = None if overwrite else _missing_checkpoint_data(path)
+    if missing_data:
+        raise RunDirError(missing_data)
 
     if resume:
-        if not has_run:
-            raise RunDirError(
-                f"--resume: there is no run to resume in {path} (no {CONFIG_FILE}); "
-                "leave out --resume to start one there"
-            )
         stored = dataclasses.replace(load_config(config_file), run_dir=path)
         if has_checkpoint(path):
-            return RunDir(path, stored, resume=True)
+            return stored, True
         # A run that never checkpointed: restart it from step 0 with its own config.
         _remove_logs(path)
-        return RunDir(path, stored, resume=False)
+        return stored, False
 
     if overwrite:
-        if os.path.isdir(path):
-            _remove_run(path)
+        _remove_run(path)
     elif has_run:
         stored = load_config(config_file)
         diffs = config_differences(stored, given)
@@ -265,9 +392,57 @@ def prepare(
             "Pass --overwrite to delete them, or choose another --run_dir"
         )
 
-    os.makedirs(path, exist_ok=True)
     atomic_write(config_file, _config_json(given))
-    return RunDir(path, given, resume=False)
+    return given, False
+
+
+# -- file-system errors -------------------------------------------------------------------------
+
+# What the file system says when a run cannot write (or read) its directory.
+STORAGE_ERRNOS = frozenset(
+    {
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EFBIG,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EEXIST,
+        errno.ENOENT,
+        errno.ENAMETOOLONG,
+        errno.EIO,
+    }
+)
+
+
+def storage_error(error: OSError, path: str) -> StorageError:
+    """One line: the path and the cause, what the last checkpoint holds, how to continue."""
+    where = error.filename or path
+    cause = error.strerror or str(error)
+    steps = checkpoint_env_steps(path) if has_checkpoint(path) else None
+    if steps is not None:
+        after = (
+            f"the last checkpoint ({steps} env steps) is intact; fix this, then continue with "
+            f"`crl train --resume {path}`"
+        )
+    elif has_checkpoint(path):
+        after = f"the last checkpoint is intact; fix this, then `crl train --resume {path}`"
+    else:
+        after = "no checkpoint was written; fix this and start the run again"
+    return StorageError(f"file-system error at {where}: {cause}; {after}")
+
+
+@contextlib.contextmanager
+def storage_errors(path: str) -> Iterator[None]:
+    """Turn a file-system error of the run in ``path`` into a :class:`StorageError`."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in STORAGE_ERRNOS:
+            raise
+        raise storage_error(error, path) from error
 
 
 # -- metrics ----------------------------------------------------------------------------------
@@ -517,16 +692,22 @@ class MetricsLogger:
 
 __all__ = [
     "CONFIG_FILE",
+    "LOCK_FILE",
     "METRICS_CSV",
     "METRICS_JSONL",
     "TB_DIR",
     "MetricsLogger",
     "RunDir",
     "RunDirError",
+    "RunLock",
+    "StorageError",
     "config_differences",
     "config_from_dict",
     "default_run_dir",
     "load_config",
     "prepare",
     "read_metrics",
+    "storage_error",
+    "storage_errors",
+    "stored_config_differences",
 ]

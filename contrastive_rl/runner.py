@@ -7,19 +7,21 @@ when to evaluate, log and checkpoint, and keeps the exact counters.
 from __future__ import annotations
 
 import dataclasses
+import math
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
 from contrastive_rl import checkpoint, rundir
 from contrastive_rl.config import Config
-from contrastive_rl.train import Trainer
+from contrastive_rl.trainer import Trainer
 from contrastive_rl.workers import WorkerError
 
 
@@ -33,18 +35,43 @@ class Progress:
     grad_steps: int = 0
     wall_time: float = 0.0  # seconds of this run, summed over resumes
     next_eval: int = 0  # env steps at which the next evaluation is due
+    # An evaluation was due at env_steps and has not been logged (its worker died): run it first.
+    eval_pending: bool = False
+    # Each training iteration's metrics since the last evaluation, averaged into the next record.
+    pending_metrics: list[dict[str, float]] = field(default_factory=list)
+
+    @staticmethod
+    def from_checkpoint(saved: dict[str, Any]) -> Progress:
+        values = dict(saved)
+        values["pending_metrics"] = [  # "NaN"/"Infinity" come back from JSON as strings
+            {k: float(v) for k, v in r.items()} for r in values.get("pending_metrics", [])
+        ]
+        return Progress(**values)
 
 
-def mean_metrics(records: list[dict[str, Any]]) -> dict[str, float]:
-    """Average the iterations' device metrics on the host; episode counts become a rate."""
+class DivergedError(RuntimeError):
+    """Training produced non-finite losses or parameters; the diverged state is not saved."""
+
+
+def mean_metrics(records: list[dict[str, float]]) -> dict[str, float]:
+    """Average the iterations' metrics (host floats); episode counts become a success rate."""
     if not records:
         return {}
-    host = jax.device_get(records)
-    out = {k: float(np.mean([r[k] for r in host])) for k in host[0] if not k.startswith("collect/")}
-    episodes = sum(float(r["collect/episodes"]) for r in host)
+    out = {k: float(np.mean([r[k] for r in records])) for k in records[0]}
+    out = {k: v for k, v in out.items() if not k.startswith("collect/")}
+    episodes = sum(r["collect/episodes"] for r in records)
     if episodes:
-        out["train/episode_success"] = sum(float(r["collect/successes"]) for r in host) / episodes
+        out["train/episode_success"] = sum(r["collect/successes"] for r in records) / episodes
     return out
+
+
+def _all_finite(tree: Any) -> bool:
+    leaves = [
+        x
+        for x in jax.tree.leaves(tree)
+        if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)
+    ]
+    return all(bool(jnp.isfinite(x).all()) for x in leaves)
 
 
 class StopRequest:
@@ -52,6 +79,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.requested = False
+        self.signal: int | None = None  # the signal that asked to stop, if one did
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopRequest:
@@ -63,10 +91,14 @@ class StopRequest:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:  # a second Ctrl-C stops at once; the last checkpoint stays valid
+        if self.requested and self.signal is not None:  # a second one stops at once
             raise KeyboardInterrupt
         self.requested = True
-        print("\nstopping after this iteration (Ctrl-C again to abort)...", file=sys.stderr)
+        self.signal = signum
+        name = signal.Signals(signum).name
+        print(
+            f"\n{name}: stopping after this iteration (Ctrl-C again to abort)...", file=sys.stderr
+        )
 
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._previous.items():
@@ -89,47 +121,104 @@ class Run:
         self.path = path
         self.progress_bar = progress_bar
         self.checkpoint_dir = path  # checkpoint.msgpack/.json beside config.json
+        self.stop_signal: int | None = None  # set when SIGINT/SIGTERM stopped the run early
+        self.saved_env_steps: int | None = None  # env steps of the last checkpoint, if any
+        try:
+            self._restore(resume)
+        except BaseException:  # a refused resume must not leave worker processes behind
+            self.trainer.close()
+            raise
+
+    def _restore(self, resume: bool) -> None:
         self.state = self.trainer.init()
-        self.progress = Progress(next_eval=config.eval_every)
+        self.progress = Progress(next_eval=self.config.eval_every)
         if resume and checkpoint.has_checkpoint(self.checkpoint_dir):
             self.state, meta = checkpoint.load_checkpoint(self.checkpoint_dir, self.state)
+            saved_config = meta.get("config")
+            differences = (
+                rundir.stored_config_differences(saved_config, self.config) if saved_config else []
+            )
+            if differences:
+                raise rundir.RunDirError(
+                    f"{self.path}/{rundir.CONFIG_FILE} differs from the config saved in the "
+                    f"checkpoint ({'; '.join(differences)}); restore it, or start over with "
+                    f"--overwrite"
+                )
             self.state = self.trainer.place(self.state)
-            self.progress = Progress(**meta["progress"])
-        self.metrics = rundir.MetricsLogger(path, resume=resume)
+            self.progress = Progress.from_checkpoint(meta["progress"])
+            self.saved_env_steps = self.progress.env_steps
+        self.metrics = rundir.MetricsLogger(self.path, resume=resume)
         self.last_eval: dict[str, float] = {}
         if resume:
             self.metrics.truncate_after(self.progress.env_steps)
-            logged = rundir.read_metrics(path)
-            if logged:  # a finished run resumed reports its last evaluation
+            logged = rundir.read_metrics(self.path)
+            if logged and logged[-1].get("env_steps") == self.progress.env_steps:
+                # a finished run resumed reports its last evaluation, never an older one
                 self.last_eval = {k: v for k, v in logged[-1].items() if k.startswith("eval/")}
 
     # -- one step at a time ------------------------------------------------------------------
     def save(self) -> None:
+        """Checkpoint the state and counters; a state with non-finite parameters is refused."""
+        self.check_parameters()
         checkpoint.save_checkpoint(
             self.checkpoint_dir,
             self.progress.env_steps,
             self.state,
-            {"progress": self.progress.__dict__, "config": self.config.to_dict()},
+            {"progress": dataclasses.asdict(self.progress), "config": self.config.to_dict()},
         )
+        self.saved_env_steps = self.progress.env_steps
+
+    def _kept(self) -> str:
+        if self.saved_env_steps is None:
+            return "No checkpoint was saved; lower the learning rates and start over."
+        return (
+            f"The last good checkpoint ({self.saved_env_steps} env steps) is kept and the "
+            f"diverged state is not saved; lower the learning rates and start over with "
+            f"--overwrite, or resume to retry from it"
+        )
+
+    def check_parameters(self) -> None:
+        """Stop the run (without saving or evaluating) when a parameter is not finite."""
+        if not _all_finite(self.state.learner):
+            raise DivergedError(
+                f"training diverged by {self.progress.env_steps} env steps: the parameters "
+                f"became non-finite (nan/inf). {self._kept()}"
+            )
+
+    def check_finite(self, metrics: dict[str, float], env_steps: int) -> None:
+        """Stop the run (without saving) when an iteration's losses are not finite."""
+        bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+        if bad:
+            raise DivergedError(
+                f"training diverged at {env_steps} env steps: {', '.join(bad)} became "
+                f"non-finite (nan/inf). {self._kept()}"
+            )
 
     def evaluate(self) -> dict[str, float]:
         key = self.trainer.eval_key(self.progress.env_steps)
         result = self.trainer.evaluate(self.state.learner.actor_params, key)
         return {k: float(v) for k, v in jax.device_get(result).items()}
 
-    def log(self, train_metrics: dict[str, float], env_sps: float, grad_sps: float) -> None:
-        self.last_eval = self.evaluate()
+    def evaluate_and_log(self, env_sps: float, grad_sps: float) -> None:
+        """Evaluate, log one record with the pending training metrics, and schedule the next."""
         p = self.progress
+        self.check_parameters()
+        p.eval_pending = True  # until the record is written: a resume evaluates again
+        self.last_eval = self.evaluate()
         record = {
             "env_steps": p.env_steps,
             "grad_steps": p.grad_steps,
             "wall_time": round(p.wall_time, 3),
             **self.last_eval,
-            **train_metrics,
+            **mean_metrics(p.pending_metrics),
             "time/env_steps_per_s": env_sps,
             "time/grad_steps_per_s": grad_sps,
         }
         self.metrics.log(record)
+        p.pending_metrics = []
+        p.eval_pending = False
+        while p.next_eval <= p.env_steps:
+            p.next_eval += self.config.eval_every
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, stop_after_iterations: int | None = None) -> dict[str, float]:
@@ -168,9 +257,12 @@ class Run:
         for note in budget.notes:
             print(f"note: {note}", file=sys.stderr)
         last_checkpoint = time.monotonic()
-        pending: list[dict[str, Any]] = []
         interval_start, interval_env, interval_grad = time.perf_counter(), p.env_steps, p.grad_steps
+        done = p.env_steps >= budget.total_env_steps
         with StopRequest() as stop:
+            if p.eval_pending or (done and not self.last_eval):
+                self.evaluate_and_log(0.0, 0.0)  # the evaluation an interrupted run owes
+                self.save()
             tick = time.perf_counter()
             while p.env_steps < budget.total_env_steps and not stop.requested:
                 if p.warmup_iterations < budget.warmup_iterations:
@@ -179,9 +271,11 @@ class Run:
                     steps, grads = budget.warmup_steps_per_iteration, 0
                 else:
                     self.state, metrics = self.trainer.iteration(self.state)
-                    pending.append(metrics)
-                    p.train_iterations += 1
                     steps, grads = budget.steps_per_iteration, budget.grad_steps_per_iteration
+                    host = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                    self.check_finite(host, p.env_steps + steps)
+                    p.pending_metrics.append(host)
+                    p.train_iterations += 1
                 jax.block_until_ready(self.state.key)
                 p.env_steps += steps
                 p.grad_steps += grads
@@ -191,14 +285,10 @@ class Run:
                 tick = time.perf_counter()
                 if p.env_steps >= p.next_eval or done:
                     elapsed = max(time.perf_counter() - interval_start, 1e-9)
-                    self.log(
-                        mean_metrics(pending),
+                    self.evaluate_and_log(
                         (p.env_steps - interval_env) / elapsed,
                         (p.grad_steps - interval_grad) / elapsed,
                     )
-                    pending = []
-                    while p.next_eval <= p.env_steps:
-                        p.next_eval += config.eval_every
                     bar.set_postfix(success=f"{self.last_eval['eval/success']:.3f}")
                     interval_start = time.perf_counter()
                     interval_env, interval_grad = p.env_steps, p.grad_steps
@@ -210,10 +300,13 @@ class Run:
                 if stop_after_iterations is not None:
                     stop_after_iterations -= 1
                     stop.requested |= stop_after_iterations <= 0
-            if stop.requested and not p.env_steps >= budget.total_env_steps:
+            if stop.requested and not done:
                 self.save()
+                self.stop_signal = stop.signal
+                cause = f"by {signal.Signals(stop.signal).name} " if stop.signal else ""
                 print(
-                    f"stopped at {p.env_steps} env steps; continue with "
+                    f"stopped {cause}at {p.env_steps} of {budget.total_env_steps} env steps (not "
+                    f"finished); the checkpoint is saved, continue with "
                     f"`crl train --resume {self.path}`",
                     file=sys.stderr,
                 )

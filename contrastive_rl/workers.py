@@ -11,6 +11,7 @@ so a run never hangs on a broken simulator.
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +64,12 @@ class _LocalEnvs:
 
 
 def _worker_main(conn: Any, factory: str, env_name: str, count: int) -> None:
-    """Serve ('reset', seeds), ('step', actions) and ('close', None) until told to stop."""
+    """Serve ('reset', seeds), ('step', actions) and ('close', None) until told to stop.
+
+    Ctrl-C in a terminal reaches the whole process group: the worker ignores it, so that the
+    learner stops the run cleanly (with a checkpoint) and then closes its workers.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         envs = _LocalEnvs(factory, env_name, count)
         conn.send(("ok", envs.spec()))
@@ -73,7 +79,7 @@ def _worker_main(conn: Any, factory: str, env_name: str, count: int) -> None:
     while True:
         try:
             command, payload = conn.recv()
-        except (EOFError, KeyboardInterrupt):  # parent gone, or Ctrl-C reached the group
+        except EOFError:  # the parent is gone
             break
         if command == "close":
             envs.close()

@@ -276,13 +276,13 @@ def test_a_tiny_mjx_training_run_compiles_physics_into_the_loop(monkeypatch, tmp
     """
     import dataclasses
 
-    from contrastive_rl import rundir, train
+    from contrastive_rl import rundir, trainer
     from contrastive_rl.config import make_config
     from contrastive_rl.runner import Run
 
     env = AntMazeMJX("ant_umaze", goal_settle_steps=0)
     env.spec = dataclasses.replace(env.spec, episode_length=10)
-    monkeypatch.setattr(train, "make_env", lambda name, backend: env)
+    monkeypatch.setattr(trainer, "make_env", lambda name, backend: env)
     config = make_config(
         env="ant_umaze",
         backend="mjx",

@@ -1,5 +1,6 @@
 """The Python API (train, load_policy), config files, and refusals of missing optional extras."""
 
+import importlib
 import json
 import os
 import re
@@ -48,6 +49,8 @@ def test_readme_python_example_runs_as_written(tmp_path):
 
 
 def test_train_and_load_policy(tmp_path):
+    importlib.import_module("contrastive_rl.trainer")
+    assert callable(contrastive_rl.train)  # no submodule shadows the function
     config = make_config("point_Small", preset="debug", **TINY)
     result = contrastive_rl.train(config, str(tmp_path / "run"))
     assert 0.0 <= result["eval/success"] <= 1.0

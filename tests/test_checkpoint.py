@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 import jax
 import jax.numpy as jnp
@@ -197,3 +198,16 @@ def test_only_latest_kept(tmp_path):
         save_checkpoint(tmp_path, step, make_state(step), {})
     assert sorted(os.listdir(tmp_path)) == ["checkpoint.json", "checkpoint.msgpack"]
     assert load_checkpoint(tmp_path, make_state())[1]["step"] == 2
+
+
+def test_checkpoint_and_run_files_follow_the_umask(tmp_path):
+    from contrastive_rl.checkpoint import atomic_write
+
+    previous = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path, 1, {"w": np.zeros(2, np.float32)})
+        atomic_write(tmp_path / "other.txt", "x")
+    finally:
+        os.umask(previous)
+    for name in ("checkpoint.msgpack", "checkpoint.json", "other.txt"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644, name

@@ -1,6 +1,10 @@
 """The crl command: train, resume, eval, list, and errors that name the valid choices."""
 
+import dataclasses
+import errno
 import json
+import os
+import signal
 
 import pytest
 
@@ -110,3 +114,135 @@ def test_a_budget_that_cannot_run_is_refused_before_the_run_directory_is_written
     assert main(args) == 2
     assert "leaves no training" in capsys.readouterr().err
     assert not path.exists()  # a corrected command is not blocked by a half-made run
+
+
+def test_a_mistyped_preset_gets_did_you_mean(capsys, tmp_path):
+    assert main(["train", "--preset", "quik", "--run_dir", str(tmp_path / "r")]) == 2
+    assert "did you mean 'quick'" in capsys.readouterr().err
+
+
+def test_flag_prefixes_are_not_taken_for_flags(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--step", "1"])
+    assert exit_info.value.code == 2
+    assert "unknown flag '--step'" in capsys.readouterr().err
+
+
+TRAINERS = {}  # config (run_dir aside) -> Trainer, shared by the tests of this module
+
+
+@pytest.fixture
+def one_compilation(monkeypatch):
+    """`crl train` builds its Trainer through a cache: runs of one config compile once."""
+    from contrastive_rl import trainer as trainer_module
+
+    real_trainer = trainer_module.Trainer
+
+    def trainer(config):
+        key = dataclasses.replace(config, run_dir="")
+        if key not in TRAINERS:
+            TRAINERS[key] = real_trainer(config)
+        return TRAINERS[key]
+
+    monkeypatch.setattr(trainer_module, "Trainer", trainer)
+
+
+def signal_at_iteration(monkeypatch, trainer, signum, at):
+    """Send ``signum`` to this process during iteration ``at`` (as Ctrl-C or `kill` would)."""
+    real, calls = trainer.iteration, []
+
+    def iteration(state):
+        calls.append(1)
+        if len(calls) == at:
+            os.kill(os.getpid(), signum)
+        return real(state)
+
+    monkeypatch.setattr(trainer, "iteration", iteration)
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_run_says_so_and_exits_with_128_plus_the_signal(
+    signum, status, one_compilation, monkeypatch, tmp_path, capsys
+):
+    from contrastive_rl.trainer import Trainer
+
+    path = str(tmp_path / "run")
+    signal_at_iteration(monkeypatch, Trainer(make_config_of(TINY)), signum, at=2)
+    assert main(["train", *TINY, "--run_dir", path]) == status
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["status"] == "stopped"
+    assert f"stopped by {signal.Signals(signum).name} at 600 of 1000 env steps (not finished)" in (
+        captured.err
+    )
+    assert json.load(open(f"{path}/checkpoint.json"))["progress"]["env_steps"] == 600
+
+
+def test_a_second_ctrl_c_aborts_at_once_and_keeps_the_last_checkpoint(
+    one_compilation, monkeypatch, tmp_path, capsys
+):
+    from contrastive_rl.trainer import Trainer
+
+    path = str(tmp_path / "run")
+    trainer = Trainer(make_config_of(TINY))
+    real, calls = trainer.iteration, []
+
+    def iteration(state):
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # stop after this iteration, with a checkpoint
+            os.kill(os.getpid(), signal.SIGINT)  # and now
+        return real(state)
+
+    monkeypatch.setattr(trainer, "iteration", iteration)
+    assert main(["train", *TINY, "--run_dir", path]) == 130
+    assert "crl train: aborted" in capsys.readouterr().err
+    assert not os.path.exists(f"{path}/checkpoint.msgpack")  # none was due yet
+
+
+def test_a_full_disk_is_one_line_and_the_last_checkpoint_stays_intact(
+    one_compilation, monkeypatch, tmp_path, capsys
+):
+    from contrastive_rl import checkpoint
+    from contrastive_rl.trainer import Trainer
+
+    path = str(tmp_path / "run")
+    trainer = Trainer(make_config_of(TINY))
+    signal_at_iteration(monkeypatch, trainer, signal.SIGTERM, at=1)
+    assert main(["train", *TINY, "--run_dir", path]) == 143  # a checkpoint at 400 env steps
+    monkeypatch.delattr(trainer, "iteration")
+
+    def disk_full(directory, *args, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device", f"{directory}/checkpoint.msgpack")
+
+    real_save = checkpoint.save_checkpoint
+    monkeypatch.setattr(checkpoint, "save_checkpoint", disk_full)
+    capsys.readouterr()
+    assert main(["train", "--resume", path, "--no-progress"]) == 74
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"crl train: error: file-system error at {path}/checkpoint.msgpack: No space left on "
+        f"device; the last checkpoint (400 env steps) is intact; fix this, then continue with "
+        f"`crl train --resume {path}`"
+    )
+    monkeypatch.setattr(checkpoint, "save_checkpoint", real_save)
+    assert main(["train", "--resume", path, "--no-progress"]) == 0  # space freed: it continues
+    assert json.load(open(f"{path}/checkpoint.json"))["progress"]["env_steps"] == 1000
+
+
+def test_a_run_dir_under_a_file_is_one_line_naming_path_and_cause(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a directory")
+    path = str(tmp_path / "file" / "run")
+    assert main(["train", *TINY, "--run_dir", path]) == 74
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"crl train: error: file-system error at {path}: Not a directory; no checkpoint was "
+        "written; fix this and start the run again"
+    ]
+
+
+def make_config_of(argv):
+    """The config `crl train ARGV` resolves (run_dir aside)."""
+    from contrastive_rl.cli import build_parser
+    from contrastive_rl.config import FIELDS, make_config
+
+    args, _ = build_parser().parse_known_args(["train", *argv])
+    return make_config(**{k: v for k, v in vars(args).items() if k in FIELDS})

@@ -87,3 +87,56 @@ def test_learning_rate_schedules_decay_to_zero_over_the_run():
     linear, cosine = learning_rate(1e-3, "linear", 100), learning_rate(1e-3, "cosine", 100)
     assert [float(linear(t)) for t in (0, 50, 100)] == pytest.approx([1e-3, 5e-4, 0.0])
     assert [float(cosine(t)) for t in (0, 50, 100)] == pytest.approx([1e-3, 5e-4, 0.0], abs=1e-9)
+
+
+FLOAT_FIELDS = [
+    "learning_rate",
+    "actor_learning_rate",
+    "adam_eps",
+    "discount",
+    "tau",
+    "entropy_coefficient",
+    "random_goals",
+    "bc_coef",
+    "utd",
+    "checkpoint_every_s",
+    "worker_timeout_s",
+]
+
+
+@pytest.mark.parametrize("name", FLOAT_FIELDS)
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_floats_are_refused(name, value):
+    with pytest.raises(ConfigError, match=f"{name} must be a finite number"):
+        make_config(**{name: value})
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_target_entropy_is_refused(value):
+    with pytest.raises(ConfigError, match="target_entropy must be a finite number"):
+        make_config(entropy_coefficient=None, target_entropy=value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"discount": 0.99999999}, r"discount 0.99999999 becomes 1.0 in float32.*\[0, 1\)"),
+        ({"learning_rate": 1e-50}, "learning_rate 1e-50 becomes 0.0 in float32"),
+        ({"actor_learning_rate": 1e39}, "actor_learning_rate 1e\\+39 becomes inf in float32"),
+        ({"tau": 1e-46}, "tau 1e-46 becomes 0.0 in float32"),
+    ],
+)
+def test_values_that_do_not_survive_float32_are_refused(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        make_config(**kwargs)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 18446744073709551616])
+def test_seeds_outside_32_bits_are_refused(seed):
+    with pytest.raises(ConfigError, match=r"seed must be an integer in \[0, 4294967295\]"):
+        make_config(seed=seed)
+
+
+def test_the_largest_seed_and_float32_exact_values_pass():
+    assert make_config(seed=2**32 - 1).seed == 2**32 - 1
+    assert make_config(discount=0.999).discount == 0.999

@@ -10,7 +10,7 @@ import pytest
 from contrastive_rl import envs, rundir
 from contrastive_rl.config import ConfigError, make_config
 from contrastive_rl.runner import Run
-from contrastive_rl.train import Trainer
+from contrastive_rl.trainer import Trainer
 from contrastive_rl.workers import WorkerError
 
 SMALL = dict(
@@ -49,15 +49,16 @@ def test_host_runs_do_their_budget_and_resume_exactly(toy_envs, tmp_path):
     assert straight[-1]["grad_steps"] == 240
     assert 0 <= straight[-1]["eval/success"] <= 1 and np.isfinite(straight[-1]["train/critic_loss"])
 
-    run(tmp_path / "halves", config).run(stop_after_iterations=4)  # stops at 320 steps
+    # stops at 240 steps, with one training iteration since the evaluation at 160 pending
+    run(tmp_path / "halves", config).run(stop_after_iterations=3)
     run(tmp_path / "halves", config, resume=True).run()
     halves = rundir.read_metrics(str(tmp_path / "halves"))
     assert [r["env_steps"] for r in halves] == [160, 320, 400]
-    for a, b in zip(straight, halves, strict=True):
-        assert a.keys() == b.keys()
-        for key in ["grad_steps", "eval/success", "eval/final_dist", "train/critic_loss"]:
-            if key in a:
-                assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
+    wall_clock = ("wall_time", "time/env_steps_per_s", "time/grad_steps_per_s")
+    for a, b in zip(straight, halves, strict=True):  # every record, train/* included
+        for key in wall_clock:
+            del a[key], b[key]
+        assert a == b
 
 
 def test_a_crashing_worker_stops_the_run_with_a_valid_checkpoint(toy_envs, tmp_path):

@@ -14,6 +14,7 @@ import pytest
 from contrastive_rl.checkpoint import save_checkpoint
 from contrastive_rl.config import make_config
 from contrastive_rl.rundir import (
+    LOCK_FILE,
     MetricsLogger,
     RunDir,
     RunDirError,
@@ -144,7 +145,7 @@ def test_overwrite_deletes_old_run(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     rd = prepare(path, cfg(batch_size=64), overwrite=True)
     assert rd.config.batch_size == 64 and not rd.resume
-    assert sorted(os.listdir(path)) == ["config.json", "notes.txt"]
+    assert sorted(set(os.listdir(path)) - {LOCK_FILE}) == ["config.json", "notes.txt"]
     assert load_config(path).batch_size == 64
 
 
@@ -153,6 +154,35 @@ def test_leftovers_without_config_refused(tmp_path):
     with pytest.raises(RunDirError, match="--overwrite"):
         prepare(str(tmp_path), cfg())
     prepare(str(tmp_path), cfg(), overwrite=True)
+
+
+def test_a_second_writer_is_refused_naming_the_process_that_holds_the_directory(tmp_path):
+    path = str(tmp_path / "run")
+    first = prepare(path, cfg())  # holds the directory until released (or the process ends)
+    with MetricsLogger(path) as m:
+        m.log({"env_steps": 5, "x": 1.0})
+    before = sorted(os.listdir(path))
+    for resume in (False, True):
+        with pytest.raises(RunDirError, match=rf"in use by another run \(process {os.getpid()}\)"):
+            prepare(path, cfg(), resume=resume)
+    assert sorted(os.listdir(path)) == before and read_metrics(path)[0]["x"] == 1.0
+    first.release()
+    assert not prepare(path, cfg(), resume=True).resume  # free again
+
+
+def test_a_missing_checkpoint_data_file_is_refused_and_nothing_is_deleted(tmp_path):
+    path = str(tmp_path)
+    prepare(path, cfg())
+    with MetricsLogger(path) as m:
+        m.log({"env_steps": 5, "x": 1.0})
+    save_checkpoint(path, 5, {"x": jnp.ones(2)}, {"env_steps": 5})
+    os.remove(os.path.join(path, "checkpoint.msgpack"))
+    with pytest.raises(RunDirError, match="checkpoint.msgpack is missing.*--overwrite"):
+        prepare(path, cfg(), resume=True)
+    with pytest.raises(RunDirError, match="checkpoint.msgpack is missing.*--overwrite"):
+        prepare(path, cfg())
+    assert read_metrics(path) == [{"env_steps": 5, "x": 1.0}]
+    assert os.path.exists(os.path.join(path, "checkpoint.json"))
 
 
 # -- metrics -----------------------------------------------------------------------------------

@@ -7,10 +7,11 @@ import jax
 import numpy as np
 import pytest
 
-from contrastive_rl import rundir
+from contrastive_rl import checkpoint, rundir
 from contrastive_rl.config import ConfigError, make_config
-from contrastive_rl.runner import Run, evaluate_run
-from contrastive_rl.train import Budget, Trainer
+from contrastive_rl.runner import DivergedError, Run, evaluate_run
+from contrastive_rl.trainer import Budget, Trainer
+from contrastive_rl.workers import WorkerError
 
 TINY = dict(
     env="point_Small",
@@ -97,27 +98,120 @@ def test_the_iteration_compiles_once():
     assert trainer._jax_iteration._cache_size() == 1
 
 
-def test_resume_continues_exactly_where_it_stopped(tmp_path):
-    config = tiny(steps=2_000)
-    straight = str(tmp_path / "straight")
-    rundir.prepare(straight, config)
-    Run(config, straight, progress_bar=False).run()
+@pytest.fixture(scope="module")
+def trainer():
+    """One Trainer (one compilation) for the runs of ``tiny()`` below; a Run may share it."""
+    return Trainer(tiny())
 
-    halves = str(tmp_path / "halves")
-    rundir.prepare(halves, config)
-    Run(config, halves, progress_bar=False).run(stop_after_iterations=4)
-    first = rundir.read_metrics(halves)
-    assert first[-1]["env_steps"] < 2_000
-    resumed_config = rundir.load_config(halves)
-    rundir.prepare(halves, resumed_config, resume=True)
-    Run(resumed_config, halves, resume=True, progress_bar=False).run()
 
-    a, b = rundir.read_metrics(straight), rundir.read_metrics(halves)
-    assert [r["env_steps"] for r in a] == [r["env_steps"] for r in b]
-    for ra, rb in zip(a, b, strict=True):
-        for key in ["grad_steps", "eval/success", "eval/final_dist", "train/critic_loss"]:
-            assert ra[key] == pytest.approx(rb[key], rel=1e-5, abs=1e-6), key
-    assert evaluate_run(straight) == pytest.approx(evaluate_run(halves), rel=1e-5)
+@pytest.fixture(scope="module")
+def straight(trainer, tmp_path_factory):
+    """The metrics of an uninterrupted run of ``tiny()``, and its final result."""
+    path = str(tmp_path_factory.mktemp("straight"))
+    rundir.prepare(path, tiny())
+    result = Run(tiny(), path, progress_bar=False, trainer=trainer).run()
+    return path, result
+
+
+def without_wall_clock(records):
+    return [
+        {k: v for k, v in r.items() if k != "wall_time" and not k.startswith("time/")}
+        for r in records
+    ]
+
+
+def resume(path, trainer, **kw):
+    config = rundir.load_config(path)
+    prepared = rundir.prepare(path, config, resume=True)
+    return Run(config, path, prepared.resume, progress_bar=False, trainer=trainer, **kw)
+
+
+def test_resume_continues_exactly_where_it_stopped(trainer, straight, tmp_path):
+    path = str(tmp_path / "halves")
+    rundir.prepare(path, tiny())
+    # 3 iterations: 600 env steps, one training iteration after the evaluation at 400 pending
+    Run(tiny(), path, progress_bar=False, trainer=trainer).run(stop_after_iterations=3)
+    assert [r["env_steps"] for r in rundir.read_metrics(path)] == [400]
+    resume(path, trainer).run()
+    # every record, train/* included, is the uninterrupted run's (bar wall-clock fields)
+    assert without_wall_clock(rundir.read_metrics(path)) == without_wall_clock(
+        rundir.read_metrics(straight[0])
+    )
+    assert evaluate_run(straight[0]) == pytest.approx(evaluate_run(path), rel=1e-5)
+
+
+def test_an_evaluation_that_did_not_complete_runs_again_on_resume(
+    trainer, straight, tmp_path, monkeypatch
+):
+    path = str(tmp_path / "run")
+    real_evaluate = trainer.evaluate
+
+    def evaluator_dies_at(env_steps):
+        def evaluate(params, key):
+            if bool(
+                (jax.random.key_data(key) == jax.random.key_data(trainer.eval_key(env_steps))).all()
+            ):
+                raise WorkerError(f"worker 0 of 1 died during step (evaluation at {env_steps})")
+            return real_evaluate(params, key)
+
+        return evaluate
+
+    rundir.prepare(path, tiny())
+    monkeypatch.setattr(trainer, "evaluate", evaluator_dies_at(800))  # mid-run
+    with pytest.raises(WorkerError):
+        Run(tiny(), path, progress_bar=False, trainer=trainer).run()
+    monkeypatch.setattr(trainer, "evaluate", evaluator_dies_at(2_000))  # the final evaluation
+    with pytest.raises(WorkerError):
+        resume(path, trainer).run()
+    assert rundir.read_metrics(path)[-1]["env_steps"] == 1_600
+    monkeypatch.setattr(trainer, "evaluate", real_evaluate)
+    result = resume(path, trainer).run()  # the budget is spent, the final evaluation is not
+    assert result == straight[1]
+    assert without_wall_clock(rundir.read_metrics(path)) == without_wall_clock(
+        rundir.read_metrics(straight[0])
+    )
+
+
+@pytest.mark.parametrize(
+    "nan_in, message", [("losses", "train/actor_loss"), ("parameters", "the parameters")]
+)
+def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(
+    nan_in, message, trainer, tmp_path, monkeypatch
+):
+    path = str(tmp_path / "run")
+    real_iteration, calls = trainer.iteration, []
+
+    def iteration(state):  # the 3rd iteration diverges
+        state, metrics = real_iteration(state)
+        calls.append(1)
+        if len(calls) == 3 and nan_in == "losses":
+            metrics = {**metrics, "train/actor_loss": np.float32(np.nan)}
+        if len(calls) == 3 and nan_in == "parameters":  # the last update's, so losses look fine
+            nan = jax.tree.map(lambda x: x * np.nan, state.learner.actor_params)
+            state = state.replace(learner=state.learner.replace(actor_params=nan))
+        return state, metrics
+
+    monkeypatch.setattr(trainer, "iteration", iteration)
+    config = tiny(checkpoint_every_s=1e-6)  # a checkpoint after every iteration
+    rundir.prepare(path, config)
+    with pytest.raises(DivergedError, match=f"{message}.*checkpoint \\(600 env steps\\) is kept"):
+        Run(config, path, progress_bar=False, trainer=trainer).run()
+    state, meta = checkpoint.load_checkpoint(path, trainer.init())
+    assert meta["progress"]["env_steps"] == 600  # warm-up and 2 iterations; never the NaN state
+    leaves = jax.tree.leaves(jax.device_get(state.learner.actor_params))
+    assert all(np.isfinite(x).all() for x in leaves)
+    assert [r["env_steps"] for r in rundir.read_metrics(path)] == [400]  # no NaN evaluation
+
+
+def test_resume_refuses_a_config_json_that_differs_from_the_checkpoint(trainer, tmp_path):
+    path = str(tmp_path / "run")
+    rundir.prepare(path, tiny())
+    Run(tiny(), path, progress_bar=False, trainer=trainer).save()
+    edited = json.load(open(f"{path}/config.json"))
+    edited["eval_episodes"] = 7
+    json.dump(edited, open(f"{path}/config.json", "w"))
+    with pytest.raises(rundir.RunDirError, match="eval_episodes: 20 .*7"):
+        resume(path, trainer)
 
 
 @pytest.mark.parametrize(

@@ -65,3 +65,16 @@ def test_a_failing_worker_gives_a_clear_error_and_no_hang(name, cause):
 def test_an_environment_that_cannot_be_built_is_reported_at_start():
     with pytest.raises(WorkerError, match="raised during start.*ModuleNotFoundError"):
         EnvWorkers("toy", "no_such_module:make", 2, num_workers=1)
+
+
+def test_workers_ignore_ctrl_c_so_the_learner_stops_them_cleanly():
+    import os
+    import signal
+
+    seeds = np.arange(2)
+    with EnvWorkers("toy", FACTORY, 2, num_workers=1) as workers:
+        workers.reset(seeds)
+        os.kill(workers._procs[0].pid, signal.SIGINT)  # what a terminal's Ctrl-C sends the group
+        time.sleep(0.5)
+        assert workers._procs[0].is_alive()
+        assert workers.step(np.zeros((2, 2), np.float32)).states.shape == (2, 2)
