@@ -10,6 +10,7 @@ except that environments with an MJX version use it only when JAX runs on an acc
 from __future__ import annotations
 
 import difflib
+import functools
 
 POINT_MAZES = ("Small", "Cross", "FourRooms", "U", "Spiral11x11", "Maze11x11")
 POINT_ENVS = [f"point_{m}" for m in POINT_MAZES]
@@ -129,6 +130,7 @@ def resolve_backend(name: str, backend: str = "auto") -> str:
     return choices[0]
 
 
+@functools.cache
 def _installed(distribution: str) -> bool:
     import importlib.metadata  # here, not at the top: `crl -h` never needs it
 
