@@ -71,6 +71,9 @@ class Config:
     )
     repr_norm: bool = _f(False, "L2-normalise representations, learned temperature")
     layer_norm: bool = _f(False, "layer norm before every hidden ReLU of the critic encoders")
+    image_pool: int = _f(
+        1, "image tasks: average-pool p x p pixel blocks before the conv torso (1 = the original)"
+    )
     input_norm: bool = _f(
         False, "standardise positions by the maze's extent (point and ant mazes; else no effect)"
     )
@@ -112,6 +115,23 @@ ALGORITHM_PRESETS: dict[str, dict[str, Any]] = {
     "gcbc": {},
 }
 
+# The original launcher's settings for every name containing 'image' (lp_contrastive.py), applied
+# after the algorithm preset and before the named preset and flags: a learned alpha with its
+# target entropy of 0 (not -|A|), and 10 actors (here: worker processes of CPU simulators). Its
+# 16 SGD steps and 16 prefetched batches per learner call are how often the learner was
+# dispatched; the update-to-data ratio stays the original's ~1 gradient step per env step (utd).
+IMAGE_SETTINGS: dict[str, Any] = {
+    "entropy_coefficient": None,
+    "target_entropy": 0.0,
+    "num_actors": 10,
+}
+
+
+def env_settings(env: str) -> dict[str, Any]:
+    """The launcher's per-environment settings: ``IMAGE_SETTINGS`` for image tasks."""
+    return dict(IMAGE_SETTINGS) if "image" in env else {}
+
+
 # Named presets, applied after the algorithm preset and before explicit flags.
 PRESETS: dict[str, dict[str, Any]] = {
     # The original's defaults: nothing to change.
@@ -131,6 +151,25 @@ PRESETS: dict[str, dict[str, Any]] = {
         "target_entropy": -2.0,
         "input_norm": True,
         "eval_every": 10_000,
+    },
+    # The original's image settings, also applied by themselves to every *_image environment.
+    "image": IMAGE_SETTINGS,
+    # Learning from pixels on a 2-core CPU (docs/images.md). Measured: the conv torso dominates
+    # the update, and average-pooling 64x64 to 32x32 first makes it ~4x cheaper; batch 64 instead
+    # of 256 another ~4x. lr 1e-3 and the learned alpha with target -|A| are the quick preset's
+    # (measured there on state mazes); 16 envs x 10 steps keep iterations short.
+    "image_quick": {
+        "steps": 60_000,
+        "num_envs": 16,
+        "unroll_length": 10,
+        "batch_size": 64,
+        "image_pool": 2,
+        "learning_rate": 1e-3,
+        "actor_learning_rate": 1e-3,
+        "entropy_coefficient": None,
+        "target_entropy": -2.0,
+        "eval_every": 5_000,
+        "eval_episodes": 100,
     },
     # The original's --debug: a smoke test of the installation.
     "debug": {
@@ -185,6 +224,7 @@ def validate(c: Config) -> None:
         "eval_every",
         "eval_episodes",
         "max_replay_size",
+        "image_pool",
     ]
     for name in positive:
         if getattr(c, name) <= 0:
@@ -255,7 +295,8 @@ def make_config(
     preset: str = "paper",
     **overrides: Any,
 ) -> Config:
-    """Resolve a config: defaults, then the algorithm's preset, the named preset, the overrides.
+    """Resolve a config: defaults, then the algorithm's preset, the environment's settings
+    (``env_settings``), the named preset, the overrides.
 
     Raises:
         ConfigError: for an unknown name or field, or a value that cannot run.
@@ -270,6 +311,7 @@ def make_config(
         Config(env=env, alg=alg, preset=preset)  # raises with the list of choices
     values: dict[str, Any] = {"env": env, "alg": alg, "preset": preset}
     values.update(ALGORITHM_PRESETS[alg])
+    values.update(env_settings(env))
     values.update(PRESETS[preset])
     values.update(overrides)
     return Config(**values)

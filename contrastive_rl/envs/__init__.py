@@ -13,6 +13,7 @@ from contrastive_rl.envs.host import HOST_ENVS, HostEnv, make_host_env
 from contrastive_rl.envs.point import WALLS, PointMaze
 
 POINT_ENVS = [f"point_{w}" for w in WALLS]
+POINT_IMAGE_ENVS = [f"point_image_{w}" for w in WALLS]
 SAWYER_ENVS = [f"sawyer_{t}" for t in ("push", "drawer", "bin", "window")]
 FETCH_ENVS = ["fetch_reach", "fetch_push"]
 ANT_ENVS = [f"ant_{m}" for m in ("umaze", "medium", "large")]
@@ -23,7 +24,7 @@ HOST_ENVS.update({name: "contrastive_rl.envs.ant:make_ant_host" for name in ANT_
 
 # Backends of every available environment, the preferred one first.
 BACKENDS: dict[str, tuple[str, ...]] = {
-    **{name: ("jax",) for name in POINT_ENVS},
+    **{name: ("jax",) for name in POINT_ENVS + POINT_IMAGE_ENVS},
     **{name: ("mujoco",) for name in SAWYER_ENVS + FETCH_ENVS},
     **{name: ("mujoco", "mjx") for name in ANT_ENVS},
 }
@@ -31,7 +32,6 @@ BACKEND_CHOICES = ("auto", "jax", "mujoco", "mjx")
 
 # Names of the original that later work adds, with where that work is tracked.
 PLANNED: dict[str, str] = {
-    **{f"point_image_{w}": "planned: image observations" for w in WALLS},
     **{
         f"sawyer_{t}_image": "planned: image observations"
         for t in ("push", "drawer", "bin", "window")
@@ -101,6 +101,10 @@ def make_env(name: str, backend: str = "auto") -> JaxEnv:
             f"valid choices: {', '.join(ENV_NAMES)}"
         )
     kind = resolve_backend(name, backend)
+    if kind == "jax" and name in POINT_IMAGE_ENVS:
+        from contrastive_rl.envs.point_image import PointImage
+
+        return PointImage(name.removeprefix("point_image_"))
     if kind == "jax":
         return PointMaze(name.removeprefix("point_"))
     if kind == "mjx":

@@ -11,7 +11,8 @@ of them run under ``vmap`` inside the jit-compiled training loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -39,10 +40,32 @@ class EnvSpec:
     # that give it zero mean and unit variance over that extent (``--input_norm``); None where not.
     input_shift: tuple[float, ...] | None = None
     input_scale: tuple[float, ...] | None = None
+    # Environments whose observation is a pure function of a few numbers (point images: the 2-D
+    # position) keep those numbers in the replay, ``stored_dim`` float32 per state, and ``render``
+    # turns them into what the agent sees ([..., stored_dim] -> [..., state_dim]) whenever a batch
+    # is sampled or an action chosen; the replay then stays as small as for the state tasks.
+    # None: the replay stores the observation itself.
+    render: Callable[[jax.Array], jax.Array] | None = field(default=None, compare=False, repr=False)
+    stored_dim: int = 0
 
     @property
     def goal_dim(self) -> int:
         return self.goal_end - self.goal_start
+
+    @property
+    def stored_shape(self) -> tuple[int, str]:
+        """``(size, dtype)`` of one state as the replay and the collector keep it."""
+        if self.render is None:
+            return self.state_dim, self.obs_dtype
+        return self.stored_dim, "float32"
+
+    def observe(self, stored: jax.Array) -> jax.Array:
+        """What the agent sees of stored states ``[..., stored]`` (identity without ``render``)."""
+        return stored if self.render is None else self.render(stored)
+
+    def observe_goal(self, goal: jax.Array) -> jax.Array:
+        """The goal the agent sees; with ``render``, a commanded goal is a stored goal *state*."""
+        return goal if self.render is None else self.obs_to_goal(self.render(goal))
 
     @property
     def obs_dim(self) -> int:
@@ -66,8 +89,8 @@ def uniform_standardiser(
 class EnvState:
     """State of one environment; vmapped, every leaf gains a leading env axis."""
 
-    state: jax.Array  # [state_dim], what the agent sees of the world
-    goal: jax.Array  # [goal_dim], the commanded goal of this episode
+    state: jax.Array  # [state_dim], what the agent sees (spec.observe of it, with spec.render)
+    goal: jax.Array  # [goal_dim], the commanded goal (with spec.render: a stored goal state)
     t: jax.Array  # int32, steps taken in this episode
     sim: Any = None  # simulator internals the agent does not see (None for point mazes)
 
