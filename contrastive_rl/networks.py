@@ -68,9 +68,16 @@ class AtariTorso(nn.Module):
 
     @nn.compact
     def __call__(self, flat: jax.Array) -> jax.Array:
-        x = flat.reshape(*flat.shape[:-1], *self.image_shape).astype(self.dtype) / 255.0
-        if self.pool > 1:
-            x = nn.avg_pool(x, (self.pool, self.pool), strides=(self.pool, self.pool))
+        h, w, c = self.image_shape
+        x = flat.reshape(*flat.shape[:-1], h, w, c).astype(self.dtype) / 255.0
+        p = self.pool
+        if p > 1:  # a reshape and a mean: far cheaper on XLA's CPU backend than reduce_window
+            if h % p or w % p:
+                divisors = [d for d in range(1, min(h, w) + 1) if h % d == 0 and w % d == 0]
+                raise ValueError(
+                    f"image_pool ({p}) must divide the image size {h}x{w}; valid: {divisors}"
+                )
+            x = x.reshape(*x.shape[:-3], h // p, p, w // p, p, c).mean(axis=(-4, -2))
         # Haiku's default conv init: truncated normal, variance scaling 1.0 fan_in; zero bias.
         init = nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal")
         for features, kernel, stride in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):

@@ -144,8 +144,8 @@ def test_training_runs_end_to_end_on_point_image_small(tmp_path, capsys):
         eval_every=200,
         eval_episodes=4,
         utd=0.05,
+        entropy_coefficient=0.0,  # no alpha loss: one conv graph fewer to compile
     )
-    assert config.adaptive_entropy and config.target_entropy == 0.0  # the launcher's image rule
     result = Run(config, str(tmp_path / "run"), progress_bar=False).run()
     assert 0.0 <= result["eval/success"] <= 1.0
     assert "bytes per transition" in capsys.readouterr().err
