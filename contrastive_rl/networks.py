@@ -54,12 +54,19 @@ class MLP(nn.Module):
         return x
 
 
+def haiku_conv_init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+    """Haiku's default conv kernel: a normal truncated at +-2, times 1/sqrt(fan_in) (no
+    correction of the truncated variance, unlike flax's variance_scaling)."""
+    fan_in = math.prod(shape[:-1])
+    return jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype) / math.sqrt(fan_in)
+
+
 class AtariTorso(nn.Module):
     """acme's AtariTorso on flattened HWC uint8 images: three SAME convs, ReLU, flatten.
 
     Pixels are divided by 255 here, so images stay uint8 in the replay and on the way to the
-    device. ``pool`` > 1 first averages ``pool x pool`` pixel blocks (a CPU option: 64x64 ->
-    32x32 makes every convolution about 4x cheaper); 1 is the original.
+    device. ``pool`` > 1 first averages ``pool x pool`` pixel blocks, a CPU option (its measured
+    cost in docs/images.md); 1 is the original.
     """
 
     image_shape: tuple[int, int, int]  # (H, W, C) of one image; C may be a stack of images
@@ -78,15 +85,13 @@ class AtariTorso(nn.Module):
                     f"image_pool ({p}) must divide the image size {h}x{w}; valid: {divisors}"
                 )
             x = x.reshape(*x.shape[:-3], h // p, p, w // p, p, c).mean(axis=(-4, -2))
-        # Haiku's default conv init: truncated normal, variance scaling 1.0 fan_in; zero bias.
-        init = nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal")
         for features, kernel, stride in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):
             conv = nn.Conv(
                 features,
                 (kernel, kernel),
                 (stride, stride),
                 "SAME",
-                kernel_init=init,
+                kernel_init=haiku_conv_init,
                 dtype=self.dtype,
             )
             x = nn.relu(conv(x))

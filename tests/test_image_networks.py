@@ -36,6 +36,10 @@ def test_torso_is_the_atari_convs_on_pixels_over_255():
         conv = params[f"Conv_{i}"]
         assert conv["kernel"].shape[-1] == features and conv["kernel"].shape[0] == kernel
         assert not np.any(conv["bias"])  # zero biases at initialisation
+        # Haiku's default: N(0, 1) truncated at +-2 (std 0.8796) over sqrt(fan_in), bound 2/sqrt.
+        fan_in = np.prod(conv["kernel"].shape[:-1])
+        std, bound = np.std(conv["kernel"]) * np.sqrt(fan_in), np.abs(conv["kernel"]).max()
+        assert abs(std - 0.8796) < 0.05 and bound <= 2 / np.sqrt(fan_in) + 1e-6
         h = jax.lax.conv_general_dilated(
             h, conv["kernel"], (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
         )
