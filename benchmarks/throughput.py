@@ -6,6 +6,9 @@ Measures, after compilation, in steady state:
   collect   the collection rollout alone (same envs, same unroll, policy sampling)
   sample+update  K updates that each sample a batch from the replay (no collection)
   bare update    K updates on one fixed batch (no sampling, no collection)
+  render    (environments that render stored states, e.g. point images) the images of K
+            batches, state, next state and goal of each row, as sampling draws them; given as
+            the gradient steps/s it could feed
 and prints env steps/s, gradient steps/s and the loop / bare-update ratio.
 
 For host environments (CPU simulators in worker processes) it measures, for 1..N workers:
@@ -16,6 +19,7 @@ beside the bare update, and for MuJoCo image tasks first the camera alone in one
 (``render alone``, frames/s; ``benchmarks/render_mujoco.py`` has more).
 
     python benchmarks/throughput.py --env point_FourRooms --preset quick
+    python benchmarks/throughput.py --env point_image_FourRooms --preset image_quick
     python benchmarks/throughput.py --env fetch_reach --num_envs 32 --max_workers 2
 """
 
@@ -98,6 +102,12 @@ def measure(config, repeats: int) -> list[tuple[str, float, float]]:
 
         return jax.lax.scan(one, s.learner, jax.random.split(s.key, k))
 
+    @jax.jit
+    def render(s):
+        rows = jax.random.randint(s.key, (k, 3 * config.batch_size), 0, replay.capacity)
+        stored = s.replay.states[rows, rows % replay.episode_length]
+        return trainer.spec.observe(stored)
+
     fixed = replay.sample(state.replay, jax.random.key(0), config.batch_size)
     t_loop = timed(loop, repeats)
     snapshot = holder["state"]
@@ -107,7 +117,10 @@ def measure(config, repeats: int) -> list[tuple[str, float, float]]:
     t_bare = timed(lambda: bare_update(snapshot, fixed), repeats)
     steps = budget.steps_per_iteration
     assert steps == config.num_envs * unroll
-    return [
+    rendered = []
+    if trainer.spec.render is not None:
+        rendered = [("render", 0.0, k / timed(lambda: render(snapshot), repeats))]
+    return rendered + [
         ("loop", steps / t_loop, k / t_loop),
         ("physics", steps / t_physics, 0.0),
         ("collect", steps / t_collect, 0.0),

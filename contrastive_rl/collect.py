@@ -26,7 +26,7 @@ from contrastive_rl.workers import EnvWorkers
 @struct.dataclass
 class CollectorState:
     envs: EnvState  # leaves [N, ...]
-    states: jax.Array  # [N, T + 1, state_dim], the episodes being written
+    states: jax.Array  # [N, T + 1, stored size], the episodes being written
     actions: jax.Array  # [N, T, action_dim]
     reached: jax.Array  # [N] bool, goal reached at some step of the current episode
 
@@ -47,6 +47,15 @@ def policy_action(
     return mode(loc) if how == "mode" else sample_action(loc, scale, key)
 
 
+def observed_action(
+    nets: Networks, actor_params: Any, envs: EnvState, key: jax.Array, how: str
+) -> jax.Array:
+    """``policy_action`` on what the agent sees of JAX environments (rendered, for images)."""
+    spec = nets.spec
+    state, goal = spec.observe(envs.state), spec.observe_goal(envs.goal)
+    return policy_action(nets, actor_params, state, goal, key, how)
+
+
 @dataclass(frozen=True)
 class JaxCollector:
     env: JaxEnv
@@ -59,10 +68,10 @@ class JaxCollector:
 
     def init(self, key: jax.Array) -> CollectorState:
         spec, n = self.env.spec, self.num_envs
-        t = spec.episode_length
+        t, (size, dtype) = spec.episode_length, spec.stored_shape
         return CollectorState(
             envs=self.reset_envs(key),
-            states=jnp.zeros((n, t + 1, spec.state_dim), jnp.dtype(spec.obs_dtype)),
+            states=jnp.zeros((n, t + 1, size), jnp.dtype(dtype)),
             actions=jnp.zeros((n, t, spec.action_dim), jnp.float32),
             reached=jnp.zeros((n,), bool),
         )
@@ -83,7 +92,7 @@ class JaxCollector:
         def one_step(c: CollectorState, k: jax.Array) -> tuple[CollectorState, None]:
             act_key, env_key = jax.random.split(k)
             t = c.envs.t[0]  # lockstep: every env is at the same time
-            action = policy_action(self.nets, actor_params, c.envs.state, c.envs.goal, act_key, how)
+            action = observed_action(self.nets, actor_params, c.envs, act_key, how)
             envs = jax.vmap(self.env.step)(c.envs, action, jax.random.split(env_key, self.num_envs))
             return c.replace(
                 envs=envs,

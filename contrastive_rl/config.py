@@ -77,6 +77,9 @@ class Config:
     )
     repr_norm: bool = _f(False, "L2-normalise representations, learned temperature")
     layer_norm: bool = _f(False, "layer norm before every hidden ReLU of the critic encoders")
+    image_pool: int = _f(
+        1, "image tasks: average-pool p x p pixel blocks before the conv torso (1 = the original)"
+    )
     input_norm: bool = _f(
         False, "standardise positions by the maze's extent (point and ant mazes; else no effect)"
     )
@@ -118,6 +121,29 @@ ALGORITHM_PRESETS: dict[str, dict[str, Any]] = {
     "gcbc": {},
 }
 
+# The original launcher's settings for every name containing 'image' (lp_contrastive.py), applied
+# after the algorithm preset and before the named preset and flags: a learned alpha with its
+# target entropy of 0 (not -|A|). Its 10 distributed actors are not copied into num_actors (here
+# worker processes on this machine's cores: the default of one per core). Its 16 SGD steps and
+# 16 prefetched batches per learner call are how often the learner was dispatched; the
+# update-to-data ratio stays the original's ~1 gradient step per env step (utd).
+IMAGE_SETTINGS: dict[str, Any] = {
+    "entropy_coefficient": None,
+    "target_entropy": 0.0,
+}
+# Tasks that store 64x64x3 images in the replay (Sawyer, Fetch): 250k transitions are 2.9 GiB,
+# where the default 1M (11.5 GiB) leaves no room on a 24 GiB machine for a checkpoint's copy.
+STORED_IMAGE_SETTINGS: dict[str, Any] = {"max_replay_size": 250_000}
+
+
+def env_settings(env: str) -> dict[str, Any]:
+    """The launcher's per-environment settings: ``IMAGE_SETTINGS`` for image tasks."""
+    if "image" not in env:
+        return {}
+    stored = env.endswith("_image")  # sawyer_*_image, fetch_*_image; point_image_* renders
+    return {**IMAGE_SETTINGS, **(STORED_IMAGE_SETTINGS if stored else {})}
+
+
 # Named presets, applied after the algorithm preset and before explicit flags.
 PRESETS: dict[str, dict[str, Any]] = {
     # The original's defaults: nothing to change.
@@ -139,6 +165,25 @@ PRESETS: dict[str, dict[str, Any]] = {
         "target_entropy": -2.0,
         "input_norm": True,
         "eval_every": 10_000,
+    },
+    # The original's image settings, also applied by themselves to every *_image environment.
+    "image": IMAGE_SETTINGS,
+    # Learning from pixels on a 2-core CPU (docs/images.md). The conv torsos dominate the update;
+    # measured here (shared CPU, batch 64, full update): 16x16 after pooling 4 ran ~10x the
+    # updates of 32x32 (pooling 2). lr 1e-3 and the learned alpha with target -|A| are the
+    # quick preset's (measured there on state mazes); 16 envs x 10 steps keep iterations short.
+    "image_quick": {
+        "steps": 60_000,
+        "num_envs": 16,
+        "unroll_length": 10,
+        "batch_size": 64,
+        "image_pool": 4,
+        "learning_rate": 1e-3,
+        "actor_learning_rate": 1e-3,
+        "entropy_coefficient": None,
+        "target_entropy": -2.0,
+        "eval_every": 5_000,
+        "eval_episodes": 100,
     },
     # The original's --debug: a smoke test of the installation.
     "debug": {
@@ -243,6 +288,7 @@ def validate(c: Config) -> None:
         "eval_every",
         "eval_episodes",
         "max_replay_size",
+        "image_pool",
     ]
     for name in positive:
         if getattr(c, name) <= 0:
@@ -291,7 +337,8 @@ def make_config(
     preset: str = "paper",
     **overrides: Any,
 ) -> Config:
-    """Resolve a config: defaults, then the algorithm's preset, the named preset, the overrides.
+    """Resolve a config: defaults, then the algorithm's preset, the environment's settings
+    (``env_settings``), the named preset, the overrides.
 
     Raises:
         ConfigError: for an unknown name or field, or a value that cannot run.
@@ -306,6 +353,7 @@ def make_config(
         Config(env=env, alg=alg, preset=preset)  # raises with the list of choices
     values: dict[str, Any] = {"env": env, "alg": alg, "preset": preset}
     values.update(ALGORITHM_PRESETS[alg])
+    values.update(env_settings(env))
     values.update(PRESETS[preset])
     values.update(overrides)
     return Config(**values)

@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from contrastive_rl.collect import HostCollector, episode_metrics, episode_seeds, policy_action
+from contrastive_rl.collect import HostCollector, episode_metrics, episode_seeds, observed_action
 from contrastive_rl.envs.base import EnvState, JaxEnv
 from contrastive_rl.networks import Networks
 
@@ -27,7 +27,7 @@ def evaluate_jax(
 
     def one_step(envs: EnvState, k: jax.Array):
         act_key, env_key = jax.random.split(k)
-        action = policy_action(nets, actor_params, envs.state, envs.goal, act_key, "mode")
+        action = observed_action(nets, actor_params, envs, act_key, "mode")
         envs = jax.vmap(env.step)(envs, action, jax.random.split(env_key, num_episodes))
         return envs, (jax.vmap(env.goal_distance)(envs), jax.vmap(env.success)(envs))
 

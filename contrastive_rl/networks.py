@@ -54,6 +54,50 @@ class MLP(nn.Module):
         return x
 
 
+def haiku_conv_init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+    """Haiku's default conv kernel: a normal truncated at +-2, times 1/sqrt(fan_in) (no
+    correction of the truncated variance, unlike flax's variance_scaling)."""
+    fan_in = math.prod(shape[:-1])
+    return jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype) / math.sqrt(fan_in)
+
+
+class AtariTorso(nn.Module):
+    """acme's AtariTorso on flattened HWC uint8 images: three SAME convs, ReLU, flatten.
+
+    Pixels are divided by 255 here, so images stay uint8 in the replay and on the way to the
+    device. ``pool`` > 1 first averages ``pool x pool`` pixel blocks, a CPU option (its measured
+    cost in docs/images.md); 1 is the original.
+    """
+
+    image_shape: tuple[int, int, int]  # (H, W, C) of one image; C may be a stack of images
+    pool: int = 1
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, flat: jax.Array) -> jax.Array:
+        h, w, c = self.image_shape
+        x = flat.reshape(*flat.shape[:-1], h, w, c).astype(self.dtype) / 255.0
+        p = self.pool
+        if p > 1:  # a reshape and a mean: far cheaper on XLA's CPU backend than reduce_window
+            if h % p or w % p:
+                divisors = [d for d in range(1, min(h, w) + 1) if h % d == 0 and w % d == 0]
+                raise ValueError(
+                    f"image_pool ({p}) must divide the image size {h}x{w}; valid: {divisors}"
+                )
+            x = x.reshape(*x.shape[:-3], h // p, p, w // p, p, c).mean(axis=(-4, -2))
+        for features, kernel, stride in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):
+            conv = nn.Conv(
+                features,
+                (kernel, kernel),
+                (stride, stride),
+                "SAME",
+                kernel_init=haiku_conv_init,
+                dtype=self.dtype,
+            )
+            x = nn.relu(conv(x))
+        return x.reshape(*x.shape[:-3], -1)
+
+
 def _l2_normalise(x: jax.Array) -> jax.Array:
     # Equal to x / ||x|| for ||x|| >= 1e-6. The floor only keeps an exactly-zero representation
     # (zero input through zero biases at initialisation) from producing NaN.
@@ -74,9 +118,13 @@ class Critic(nn.Module):
     repr_norm: bool = False
     layer_norm: bool = False
     dtype: jnp.dtype = jnp.float32  # compute dtype of the encoders (bf16 option)
+    image_shape: tuple[int, int, int] | None = None  # images: one torso for states and goals
+    image_pool: int = 1
 
     def setup(self) -> None:
         sizes = (*self.hidden, self.repr_dim)
+        if self.image_shape is not None:  # the original shares it, also between twins
+            self.torso = AtariTorso(self.image_shape, self.image_pool, self.dtype)
         n = 2 if self.twin else 1
 
         def encoder() -> MLP:
@@ -91,7 +139,9 @@ class Critic(nn.Module):
         self, state: jax.Array, action: jax.Array, goal: jax.Array
     ) -> tuple[jax.Array, jax.Array]:
         """``(phi [B, n, repr_dim], psi [B, n, repr_dim])`` with n = 2 for twins, else 1."""
-        sa = jnp.concatenate([state, action], axis=-1)
+        if self.image_shape is not None:
+            state, goal = self.torso(state), self.torso(goal)
+        sa = jnp.concatenate([state, action.astype(state.dtype)], axis=-1)
         # Encoders may compute in bf16; representations, logits and losses are float32.
         phi = jnp.stack([enc(sa) for enc in self.sa_encoders], axis=-2).astype(jnp.float32)
         psi = jnp.stack([enc(goal) for enc in self.g_encoders], axis=-2).astype(jnp.float32)
@@ -112,10 +162,24 @@ class Actor(nn.Module):
     hidden: tuple[int, ...]
     action_dim: int
     dtype: jnp.dtype = jnp.float32  # compute dtype of the torso (bf16 option)
+    image_shape: tuple[int, int, int] | None = None  # images: own conv torso on state ++ goal
+    image_pool: int = 1
 
     @nn.compact
     def __call__(self, state: jax.Array, goal: jax.Array) -> tuple[jax.Array, jax.Array]:
-        x = jnp.concatenate([state, goal], axis=-1)
+        if self.image_shape is None:
+            x = jnp.concatenate([state, goal], axis=-1)
+        else:  # the two images stacked along channels: H x W x 2C
+            h, w, c = self.image_shape
+            stack = jnp.concatenate(
+                [
+                    state.reshape(*state.shape[:-1], h, w, c),
+                    goal.reshape(*goal.shape[:-1], h, w, c),
+                ],
+                axis=-1,
+            )
+            stack = stack.reshape(*stack.shape[:-3], -1)
+            x = AtariTorso((h, w, 2 * c), self.image_pool, self.dtype, name="image_torso")(stack)
         torso = MLP(tuple(self.hidden), lecun_uniform, True, dtype=self.dtype, name="torso")
         x = torso(x).astype(jnp.float32)  # the distribution's head stays float32
         zeros = nn.initializers.zeros
@@ -223,9 +287,14 @@ class Networks:
 
 
 def make_networks(spec: EnvSpec, config: Config) -> Networks:
-    """The original's networks for ``spec`` with the sizes and options of ``config``."""
+    """The original's networks for ``spec`` with the sizes and options of ``config``.
+
+    Image environments (``spec.image_shape``) get the original's conv torsos: one shared by the
+    critic's state and goal encoders, one of the actor's own on the stacked images.
+    """
     hidden = tuple(config.hidden_layer_sizes)
     dtype = COMPUTE_DTYPES[config.precision]
+    image = {"image_shape": spec.image_shape, "image_pool": config.image_pool}
     critic = Critic(
         hidden=hidden,
         repr_dim=config.repr_dim,
@@ -233,8 +302,9 @@ def make_networks(spec: EnvSpec, config: Config) -> Networks:
         repr_norm=config.repr_norm,
         layer_norm=config.layer_norm,
         dtype=dtype,
+        **image,
     )
-    actor = Actor(hidden=hidden, action_dim=spec.action_dim, dtype=dtype)
+    actor = Actor(hidden=hidden, action_dim=spec.action_dim, dtype=dtype, **image)
     return Networks(critic=critic, actor=actor, spec=spec, input_norm=config.input_norm)
 
 
@@ -242,9 +312,10 @@ def init_params(nets: Networks, key: jax.Array) -> tuple[dict, dict]:
     """``(actor_params, critic_params)``: flax variable dicts, built from zero dummy inputs."""
     actor_key, critic_key = jax.random.split(key)
     spec = nets.spec
-    state = jnp.zeros((1, spec.state_dim))
+    state = jnp.zeros((1, spec.state_dim), spec.obs_dtype)
     action = jnp.zeros((1, spec.action_dim))
-    goal = jnp.zeros((1, spec.goal_dim))
-    actor_params = nets.actor.init(actor_key, state, goal)
-    critic_params = nets.critic.init(critic_key, state, action, goal)
+    goal = jnp.zeros((1, spec.goal_dim), spec.obs_dtype)
+    # Jitted: eager initialisation of the conv torsos compiles op by op (tens of seconds on a CPU).
+    actor_params = jax.jit(nets.actor.init)(actor_key, state, goal)
+    critic_params = jax.jit(nets.critic.init)(critic_key, state, action, goal)
     return actor_params, critic_params

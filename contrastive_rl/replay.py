@@ -8,10 +8,14 @@ Sampling draws, per batch row, an episode uniformly among the valid ones, a time
 in ``[0, T)`` and a future offset ``k`` in ``1..T-i`` from the truncated geometric law
 ``P(k) ∝ discount^k`` by inverse CDF: O(1) per sample, no T x T matrix. The goal is
 ``obs_to_goal(states[i + k])``.
+
+Environments with ``spec.render`` (point images) store a few numbers per state (the position);
+``sample`` renders the batch's states and goals, so the learner sees what the agent sees.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import jax
@@ -21,10 +25,23 @@ from flax import struct
 from contrastive_rl.envs.spec import EnvSpec
 from contrastive_rl.types import Batch
 
+# The replay may take at most this share of the memory it lives in; the rest is for the
+# networks, the optimiser, the collector's episodes and the batches being built.
+MEMORY_FRACTION = 0.6
+GIB = 2**30
+
+
+def memory_limit() -> tuple[int, str]:
+    """``(bytes, where)``: the accelerator's memory where JAX reports it, else the machine's RAM."""
+    stats = jax.local_devices()[0].memory_stats() or {}
+    if stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]), f"{jax.local_devices()[0].device_kind} memory"
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "physical memory"
+
 
 @struct.dataclass
 class ReplayState:
-    states: jax.Array  # [capacity, T + 1, state_dim]
+    states: jax.Array  # [capacity, T + 1, stored size] (spec.stored_shape)
     actions: jax.Array  # [capacity, T, action_dim]
     next_slot: jax.Array  # int32, where the next episode goes
     num_episodes: jax.Array  # int32, valid episodes (<= capacity)
@@ -50,10 +67,46 @@ class EpisodeReplay:
     def episode_length(self) -> int:
         return self.spec.episode_length
 
+    @property
+    def bytes_per_episode(self) -> int:
+        """Bytes of one stored episode: T + 1 states and T float32 actions."""
+        size, dtype = self.spec.stored_shape
+        t = self.spec.episode_length
+        return (t + 1) * size * jnp.dtype(dtype).itemsize + t * self.spec.action_dim * 4
+
+    @property
+    def bytes_per_transition(self) -> float:
+        return self.bytes_per_episode / self.spec.episode_length
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the whole replay once allocated."""
+        return self.capacity * self.bytes_per_episode
+
+    def memory_report(self) -> str:
+        """One line: capacity, bytes per stored transition and the whole replay's size."""
+        return (
+            f"replay: {self.capacity} episodes x {self.spec.episode_length} transitions, "
+            f"{self.bytes_per_transition:,.0f} bytes per transition, "
+            f"{self.nbytes / GIB:.2f} GiB in all"
+        )
+
+    def check_fits(self, limit: int, where: str) -> None:
+        """Refuse a replay larger than ``MEMORY_FRACTION`` of ``limit`` bytes, before allocating."""
+        allowed = MEMORY_FRACTION * limit
+        if self.nbytes > allowed:
+            fitting = int(allowed // self.bytes_per_episode) * (self.spec.episode_length + 1)
+            raise ValueError(
+                f"the replay needs {self.nbytes / GIB:.2f} GiB ({self.capacity} episodes, "
+                f"{self.bytes_per_transition:,.0f} bytes per transition) but may use at most "
+                f"{allowed / GIB:.2f} GiB ({MEMORY_FRACTION:.0%} of {limit / GIB:.2f} GiB of "
+                f"{where}); lower max_replay_size to {fitting:,} or less"
+            )
+
     def init(self) -> ReplayState:
-        t, s = self.spec.episode_length, self.spec.state_dim
+        t, (s, dtype) = self.spec.episode_length, self.spec.stored_shape
         return ReplayState(
-            states=jnp.zeros((self.capacity, t + 1, s), jnp.dtype(self.spec.obs_dtype)),
+            states=jnp.zeros((self.capacity, t + 1, s), jnp.dtype(dtype)),
             actions=jnp.zeros((self.capacity, t, self.spec.action_dim), jnp.float32),
             next_slot=jnp.zeros((), jnp.int32),
             num_episodes=jnp.zeros((), jnp.int32),
@@ -90,9 +143,10 @@ class EpisodeReplay:
         episode = jax.random.randint(episode_key, (batch_size,), 0, replay.num_episodes)
         i = jax.random.randint(time_key, (batch_size,), 0, t)
         j = i + self.sample_future_offset(offset_key, t - i)
+        spec = self.spec
         return Batch(
-            state=replay.states[episode, i],
+            state=spec.observe(replay.states[episode, i]),
             action=replay.actions[episode, i],
-            next_state=replay.states[episode, i + 1],
-            goal=self.spec.obs_to_goal(replay.states[episode, j]),
+            next_state=spec.observe(replay.states[episode, i + 1]),
+            goal=spec.obs_to_goal(spec.observe(replay.states[episode, j])),
         )

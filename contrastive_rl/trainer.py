@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ from contrastive_rl.envs import HOST_ENVS, JaxEnv, make_env, resolve_backend
 from contrastive_rl.evaluate import evaluate_host, evaluate_jax
 from contrastive_rl.learner import Learner, TrainState
 from contrastive_rl.networks import make_networks
-from contrastive_rl.replay import EpisodeReplay, ReplayState
+from contrastive_rl.replay import EpisodeReplay, ReplayState, memory_limit
 from contrastive_rl.workers import EnvWorkers
 
 
@@ -175,6 +176,11 @@ class Trainer:
         self.replay = EpisodeReplay.for_transitions(
             spec, config.max_replay_size, config.discount, min_episodes=config.num_envs
         )
+        try:
+            self.replay.check_fits(*memory_limit())
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        print(self.replay.memory_report(), file=sys.stderr)
         if config.batch_size > self.replay.capacity * spec.episode_length:
             raise ConfigError(
                 f"batch_size ({config.batch_size}) is larger than the replay "

@@ -23,6 +23,7 @@ from contrastive_rl.envs.registry import (
     MUJOCO_IMAGE_ENVS,
     PLANNED,
     POINT_ENVS,
+    POINT_IMAGE_ENVS,
     SAWYER_ENVS,
     STATE_ENVS,
     backend_error,
@@ -55,6 +56,10 @@ def make_env(name: str, backend: str = "auto") -> Any:
     problem = requirements_error(name, kind)
     if problem:
         raise ValueError(problem)
+    if kind == "jax" and name in POINT_IMAGE_ENVS:
+        from contrastive_rl.envs.point_image import PointImage
+
+        return PointImage(name.removeprefix("point_image_"))
     if kind == "jax":
         from contrastive_rl.envs.point import PointMaze
 
@@ -92,6 +97,7 @@ __all__ = [
     "MUJOCO_IMAGE_ENVS",
     "PLANNED",
     "POINT_ENVS",
+    "POINT_IMAGE_ENVS",
     "SAWYER_ENVS",
     "STATE_ENVS",
     "EnvSpec",

@@ -14,6 +14,8 @@ import functools
 
 POINT_MAZES = ("Small", "Cross", "FourRooms", "U", "Spiral11x11", "Maze11x11")
 POINT_ENVS = [f"point_{m}" for m in POINT_MAZES]
+# 64x64 RGB versions of the point mazes, rendered in JAX inside the loop.
+POINT_IMAGE_ENVS = [f"point_image_{m}" for m in POINT_MAZES]
 SAWYER_ENVS = [f"sawyer_{t}" for t in ("push", "drawer", "bin", "window")]
 FETCH_ENVS = ["fetch_reach", "fetch_push"]
 ANT_ENVS = [f"ant_{m}" for m in ("umaze", "medium", "large")]
@@ -31,7 +33,7 @@ HOST_ENVS: dict[str, str] = {
 
 # Backends of every available environment, the preferred one first.
 BACKENDS: dict[str, tuple[str, ...]] = {
-    **{name: ("jax",) for name in POINT_ENVS},
+    **{name: ("jax",) for name in POINT_ENVS + POINT_IMAGE_ENVS},
     **{name: ("mujoco",) for name in SAWYER_ENVS + FETCH_ENVS},
     **{name: ("mujoco", "mjx") for name in ANT_ENVS},
     **{name: ("mujoco",) for name in MUJOCO_IMAGE_ENVS},
@@ -57,7 +59,6 @@ ENV_EXTRA: dict[str, str] = {
 
 # Names of the original that later work adds, with where that work is tracked.
 PLANNED: dict[str, str] = {
-    **{f"point_image_{m}": "planned: image observations" for m in POINT_MAZES},
     **{
         f"offline_ant_{d}": "planned: offline datasets"
         for d in (

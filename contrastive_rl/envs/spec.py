@@ -6,7 +6,8 @@ without starting JAX.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 Array = Any  # a NumPy or JAX array
@@ -35,10 +36,32 @@ class EnvSpec:
     # The goal dimensions whose Euclidean distance the success rule thresholds (the puck of
     # sawyer_push, the handle of sawyer_drawer); None = the whole goal.
     success_dims: tuple[int, ...] | None = None
+    # Environments whose observation is a pure function of a few numbers (point images: the 2-D
+    # position) keep those numbers in the replay, ``stored_dim`` float32 per state, and ``render``
+    # turns them into what the agent sees ([..., stored_dim] -> [..., state_dim]) whenever a batch
+    # is sampled or an action chosen; the replay then stays as small as for the state tasks.
+    # None: the replay stores the observation itself.
+    render: Callable[[Array], Array] | None = field(default=None, compare=False, repr=False)
+    stored_dim: int = 0
 
     @property
     def goal_dim(self) -> int:
         return self.goal_end - self.goal_start
+
+    @property
+    def stored_shape(self) -> tuple[int, str]:
+        """``(size, dtype)`` of one state as the replay and the collector keep it."""
+        if self.render is None:
+            return self.state_dim, self.obs_dtype
+        return self.stored_dim, "float32"
+
+    def observe(self, stored: Array) -> Array:
+        """What the agent sees of stored states ``[..., stored]`` (identity without ``render``)."""
+        return stored if self.render is None else self.render(stored)
+
+    def observe_goal(self, goal: Array) -> Array:
+        """The goal the agent sees; with ``render``, a commanded goal is a stored goal *state*."""
+        return goal if self.render is None else self.obs_to_goal(self.render(goal))
 
     @property
     def obs_dim(self) -> int:
