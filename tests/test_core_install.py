@@ -3,7 +3,8 @@ refuses a simulator task with the command that installs its extra.
 
 Builds the package from this checkout and installs it with the tested constraints, so it also
 checks that the wheel carries every module. Needs the package index (or pip's cache); set
-CRL_SKIP_INSTALL_TEST=1 to skip it offline.
+CRL_SKIP_INSTALL_TEST=1 to skip it offline. It takes minutes (an install of JAX), so it is
+marked ``install``: CI runs it as its own step (``./test.sh -m install``).
 """
 
 import json
@@ -18,6 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIMULATORS = ("mujoco", "metaworld", "gymnasium", "gymnasium-robotics", "mujoco-mjx")
 
 
+@pytest.mark.install
 @pytest.mark.skipif(os.environ.get("CRL_SKIP_INSTALL_TEST") == "1", reason="asked to skip")
 def test_core_install(tmp_path):
     venv = tmp_path / "venv"
