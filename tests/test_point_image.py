@@ -130,6 +130,7 @@ def test_replay_stores_positions_and_samples_images():
     assert all(np.asarray(g).tobytes() in stored for g in batch.goal)
 
 
+@pytest.mark.slow  # about a minute of CPU: the conv torsos compile and train on 2 cores
 def test_training_runs_end_to_end_on_point_image_small(tmp_path, capsys):
     from contrastive_rl.runner import Run
 
