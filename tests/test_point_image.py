@@ -166,5 +166,5 @@ def test_image_names_get_the_launchers_image_settings_and_flags_override():
     assert fixed.entropy_coefficient == 0.0
     stored = make_config("sawyer_push_image")  # stored images: a replay that leaves room
     assert stored.adaptive_entropy and stored.max_replay_size == 250_000
-    assert make_config("sawyer_push_image", max_replay_size=1000).max_replay_size == 1000
+    assert make_config("sawyer_push_image", max_replay_size=20_000).max_replay_size == 20_000
     assert make_config("point_FourRooms").entropy_coefficient == 0.0  # state tasks: the original's
