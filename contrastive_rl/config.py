@@ -148,7 +148,7 @@ def env_settings(env: str) -> dict[str, Any]:
 PRESETS: dict[str, dict[str, Any]] = {
     # The original's defaults: nothing to change.
     "paper": {},
-    # The CPU quick check: `./run.sh`, contrastive_nce on point_FourRooms in under five minutes
+    # The CPU quick check: `./run.sh`, contrastive_nce on point_FourRooms aiming at five minutes
     # on a 2-core machine. Chosen by measurement (docs/results.md, "Quick check"): at 70.4k env
     # steps seeds 0-2 reach 0.930, 0.950, 0.915 (median 0.93; 0.885 at 80k: evaluations swing
     # by about 0.04).
