@@ -54,10 +54,10 @@ def timed(fn, repeats: int) -> float:
 def measure(config, repeats: int) -> list[tuple[str, float, float]]:
     trainer = Trainer(config)
     budget = trainer.budget
-    unroll = config.unroll_length or trainer.env.spec.episode_length
+    unroll = trainer.collector.unroll
     state = trainer.init()
-    for _ in range(budget.warmup_iterations):
-        state = trainer.warmup(state)
+    for i in range(budget.warmup_iterations):
+        state = trainer.warmup(state, i)
     k = budget.grad_steps_per_iteration
     learner, replay = trainer.learner, trainer.replay
 
@@ -67,7 +67,7 @@ def measure(config, repeats: int) -> list[tuple[str, float, float]]:
         holder["state"], metrics = trainer.iteration(holder["state"])
         return metrics
 
-    env = trainer.env
+    env = trainer.collector.env
 
     @jax.jit
     def physics(s):
@@ -83,9 +83,10 @@ def measure(config, repeats: int) -> list[tuple[str, float, float]]:
 
     @jax.jit
     def collect(s):
-        return trainer.collector.rollout(
-            s.collector, s.replay, s.learner.actor_params, s.key, unroll, "sample"
+        collector, finished, _ = trainer.collector.absorb(
+            s.collector, s.learner.actor_params, s.key, None, "sample"
         )
+        return collector, trainer._insert(s.replay, finished)
 
     @jax.jit
     def sample_update(s):
@@ -144,22 +145,40 @@ def bare_update_rate(trainer: Trainer, state, repeats: int) -> float:
     return k / timed(lambda: bare_update(state, fixed), repeats)
 
 
+def warmed_up(trainer: Trainer):
+    state = trainer.init()
+    for i in range(trainer.budget.warmup_iterations):
+        state = trainer.warmup(state, i)
+    return state
+
+
+def per_iteration(fn, count: int) -> float:
+    """Mean seconds per call over ``count`` calls in a row, after two calls (compilation and,
+    for collection beside learning, the pipeline's first fill)."""
+    for _ in range(2):
+        jax.block_until_ready(fn())
+    start = time.perf_counter()
+    for _ in range(count):
+        jax.block_until_ready(fn())
+    return (time.perf_counter() - start) / count
+
+
 def host_rows(trainer: Trainer, repeats: int, label: str) -> list[tuple[str, float, float]]:
     """Physics alone, collection with the policy, and the whole loop, for one worker count."""
     config, spec = trainer.config, trainer.spec
-    state = trainer.init()
-    for _ in range(trainer.budget.warmup_iterations):
-        state = trainer.warmup(state)
-    envs, n = trainer._train_envs, config.num_envs
+    state = warmed_up(trainer)
+    collector, n = trainer.collector, config.num_envs
+    actors = collector.actors
     rng = np.random.default_rng(0)
+    unroll = collector.unroll
 
     def physics():
-        envs.workers.reset(np.arange(n))
-        for _ in range(spec.episode_length):
-            envs.workers.step(rng.uniform(-1, 1, (n, spec.action_dim)))
+        actors.reset(np.arange(n))
+        for _ in range(unroll):
+            actors.step(rng.uniform(-1, 1, (n, spec.action_dim)))
 
-    def collect():
-        return envs.rollout(state.learner.actor_params, state.key, np.arange(n), "sample")
+    def collect():  # the unroll after the state's, again and again (the envs go on)
+        return collector.gather(state.collector, "sample")
 
     holder = {"state": state}
 
@@ -167,9 +186,9 @@ def host_rows(trainer: Trainer, repeats: int, label: str) -> list[tuple[str, flo
         holder["state"], metrics = trainer.iteration(holder["state"])
         return metrics
 
-    steps, k = n * spec.episode_length, trainer.budget.grad_steps_per_iteration
-    t_physics, t_collect = timed(physics, repeats), timed(collect, repeats)
-    t_loop = timed(loop, repeats)  # last: the iteration donates (consumes) the state it gets
+    steps, k = n * unroll, trainer.budget.grad_steps_per_iteration
+    t_physics, t_collect = timed(physics, repeats), per_iteration(collect, repeats)
+    t_loop = per_iteration(loop, repeats)  # last: the iteration donates the state it gets
     return [
         (f"physics, {label}", steps / t_physics, 0.0),
         (f"collect, {label}", steps / t_collect, 0.0),
@@ -191,6 +210,104 @@ def measure_host(config, repeats: int, max_workers: int) -> list[tuple[str, floa
     return rows + [bare]
 
 
+def measure_unrolls(config, repeats: int, unrolls: list[int]) -> list[tuple[str, float, float]]:
+    """The loop at each unroll length, strict and with collection beside learning."""
+    rows = []
+    for unroll in unrolls:
+        for overlap in (False, True):
+            trainer = Trainer(
+                dataclasses.replace(config, unroll_length=unroll, overlap_collection=overlap)
+            )
+            try:
+                holder = {"state": warmed_up(trainer)}
+
+                def loop(trainer=trainer, holder=holder):
+                    holder["state"], metrics = trainer.iteration(holder["state"])
+                    return metrics
+
+                t = per_iteration(loop, repeats)
+                b = trainer.budget
+                name = f"loop U={trainer.collector.unroll} {'overlap' if overlap else 'strict'}"
+                rows.append((name, b.steps_per_iteration / t, b.grad_steps_per_iteration / t))
+            finally:
+                trainer.close()
+    return rows
+
+
+def pin_workers(trainer: Trainer, cores: set[int]) -> None:
+    """Hold the trainer's worker processes to ``cores`` (Linux ``sched_setaffinity``)."""
+    for pid in trainer.collector.actors.pids:
+        os.sched_setaffinity(pid, cores)
+
+
+def measure_overlap(config, repeats: int, utd: float | None) -> None:
+    """Collection beside learning against strict alternation, with the learner held to core 0
+    and the simulators (one worker process) to core 1.
+
+    This process is pinned to core 0 before JAX starts (XLA's threads run there), the worker
+    after it starts. Without ``utd``, the update ratio is chosen so that an iteration's
+    collection alone and its learning alone take about the same time.
+    """
+    config = dataclasses.replace(config, num_actors=1)
+    if utd is None:  # measure both alone at utd 1, then balance them
+        trainer = Trainer(dataclasses.replace(config, utd=1.0, overlap_collection=False))
+        try:
+            pin_workers(trainer, {1})
+            t_collect, t_learn = parts_alone(trainer, repeats)
+        finally:
+            trainer.close()
+        utd = t_collect / t_learn
+        print(
+            f"# balanced: collection {t_collect:.3f} s and K updates {t_learn:.3f} s per "
+            f"iteration at utd 1 -> utd {utd:.4g}"
+        )
+    results = {}
+    for overlap in (False, True):
+        trainer = Trainer(dataclasses.replace(config, utd=utd, overlap_collection=overlap))
+        try:
+            pin_workers(trainer, {1})
+            if not overlap:
+                t_collect, t_learn = parts_alone(trainer, repeats)
+            holder = {"state": warmed_up(trainer)}
+
+            def loop(trainer=trainer, holder=holder):
+                holder["state"], metrics = trainer.iteration(holder["state"])
+                return metrics
+
+            results[overlap] = per_iteration(loop, repeats)
+            budget = trainer.budget
+        finally:
+            trainer.close()
+    steps, k = budget.steps_per_iteration, budget.grad_steps_per_iteration
+    slower = max(t_collect, t_learn)
+    print(
+        f"# {config.env}: {steps} env steps and {k} updates per iteration (utd {utd:.4g}); "
+        f"learner on core 0, simulators on core 1; seconds per iteration, mean of {repeats}"
+    )
+    print(f"{'part':26s} {'s/iteration':>12s} {'env steps/s':>12s} {'grad steps/s':>13s}")
+    for name, t in [
+        ("collection alone", t_collect),
+        ("learning alone (K updates)", t_learn),
+        ("loop, strict alternation", results[False]),
+        ("loop, overlap", results[True]),
+    ]:
+        print(f"{name:26s} {t:12.3f} {steps / t:12.0f} {k / t:13.1f}")
+    print(
+        f"overlap / strict: {results[False] / results[True]:.2f}x; overlap / slower alone: "
+        f"{slower / results[True]:.2f}"
+    )
+
+
+def parts_alone(trainer: Trainer, repeats: int) -> tuple[float, float]:
+    """Seconds per iteration of the collection alone and of the K updates alone."""
+    state = warmed_up(trainer)
+    collector = trainer.collector
+    t_collect = per_iteration(lambda: collector.gather(state.collector, "sample"), repeats)
+    learn = jax.jit(lambda s: trainer._updates(s.learner, s.replay, s.key))
+    t_learn = per_iteration(lambda: learn(state), repeats)
+    return t_collect, t_learn
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_config_flags(parser)
@@ -198,9 +315,30 @@ def main() -> None:
     parser.add_argument(
         "--max_workers", type=int, default=os.cpu_count(), help="host envs: 1..N workers"
     )
+    parser.add_argument(
+        "--unrolls",
+        help="host envs: the loop at these unroll lengths (comma-separated, 0 = whole episode), "
+        "strict and with collection beside learning",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="host envs: learner on core 0, simulators on core 1; overlap against strict at a "
+        "balanced update ratio (or the --utd given)",
+    )
     args = parser.parse_args()
+    if args.pin:  # before JAX starts its threads: the learner's process holds core 0
+        os.sched_setaffinity(0, {0})
     overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
     config = make_config(**overrides)
+    if args.pin:
+        measure_overlap(config, args.repeats, overrides.get("utd"))
+        return
+    if args.unrolls:
+        unrolls = [int(u) for u in args.unrolls.split(",")]
+        rows = measure_unrolls(config, args.repeats, unrolls)
+        print_rows(config, rows, bare=0.0)
+        return
     if resolve_backend(config.env, config.backend) == "mujoco":
         rows = measure_host(config, args.repeats, args.max_workers)
         if config.env in MUJOCO_IMAGE_ENVS:
@@ -209,7 +347,10 @@ def main() -> None:
             rows = [("render alone", render_rate(config.env, args.repeats), 0.0)] + rows
     else:
         rows = measure(config, args.repeats)
-    bare = rows[-1][2]
+    print_rows(config, rows, bare=rows[-1][2])
+
+
+def print_rows(config, rows: list[tuple[str, float, float]], bare: float) -> None:
     print(
         f"# {config.env} {config.alg} preset={config.preset} num_envs={config.num_envs} "
         f"batch={config.batch_size} hidden={config.hidden_layer_sizes} utd={config.utd}"
@@ -224,7 +365,7 @@ def main() -> None:
         f"{'env/physics':>12s}"
     )
     for name, sps, gps in rows:
-        ratio = f"{gps / bare:10.2f}" if gps else f"{'':10s}"
+        ratio = f"{gps / bare:10.2f}" if gps and bare else f"{'':10s}"
         vs_physics = f"{sps / physics:12.2f}" if sps and physics else ""
         sps_text = f"{sps:12.0f}" if sps else f"{'-':>12s}"
         gps_text = f"{gps:13.1f}" if gps else f"{'-':>13s}"

@@ -48,6 +48,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "ant": ("mujoco",),
     "mjx": ("mujoco", "mujoco-mjx"),
     "gym": ("gymnasium",),
+    "ray": ("ray",),
 }
 ENV_EXTRA: dict[str, str] = {
     **{name: "sawyer" for name in SAWYER_ENVS},
