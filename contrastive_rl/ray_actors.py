@@ -28,10 +28,9 @@ from contrastive_rl.workers import START_TIMEOUT_S, EnvGroup, Unroll, UnrollRequ
 class RayEnvGroup(EnvGroup):
     """An ``EnvGroup`` that also says where it runs."""
 
-    def hello(self) -> tuple[Any, str, str]:
-        """``(spec, node IP address, node id)``."""
-        context = ray.get_runtime_context()
-        return self.spec(), ray.util.get_node_ip_address(), context.get_node_id()
+    def hello(self) -> tuple[Any, str]:
+        """``(spec, id of the node it runs on)``."""
+        return self.spec(), ray.get_runtime_context().get_node_id()
 
     def unroll_with(self, params: Any, request: UnrollRequest) -> Unroll:
         """``unroll`` with the parameters given apart (a top-level argument: an object ref)."""
@@ -100,7 +99,8 @@ class RayWorkers:
         ]
         hellos = self._get([a.hello.remote() for a in self._actors], "start", START_TIMEOUT_S)
         self.spec = hellos[0][0]
-        self._nodes = [f"{ip} (id {node_id[:12]})" for _, ip, node_id in hellos]
+        addresses = {n["NodeID"]: n.get("NodeManagerAddress", "?") for n in ray.nodes()}
+        self._nodes = [f"{addresses.get(i, '?')} (id {i[:12]})" for _, i in hellos]
 
     @property
     def nodes(self) -> list[str]:

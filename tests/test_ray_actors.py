@@ -18,6 +18,7 @@ from contrastive_rl.trainer import Trainer
 ray = pytest.importorskip("ray")
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
+LOOPBACK = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 SMALL = dict(
     preset="debug",
     num_envs=4,
@@ -36,11 +37,23 @@ def cluster(tmp_path_factory):
     """One local Ray instance for the module (start-up takes seconds), reachable on 127.0.0.1
     only, with the toy environments registered; the actors import ``host_toy`` from here."""
     names = ["toy", "toy_kill_once"]
-    variables = ("PYTHONPATH", "RAY_USAGE_STATS_ENABLED", "CRL_TOY_KILL_STEP", "CRL_TOY_KILL_MARK")
+    variables = (
+        "PYTHONPATH",
+        "RAY_USAGE_STATS_ENABLED",
+        LOOPBACK,
+        "CRL_TOY_KILL_STEP",
+        "CRL_TOY_KILL_MARK",
+    )
     saved = {k: os.environ.get(k) for k in variables}
     paths = [TESTS, os.path.dirname(TESTS)] + ([saved["PYTHONPATH"]] if saved["PYTHONPATH"] else [])
     os.environ["PYTHONPATH"] = os.pathsep.join(paths)
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    # Ray replaces 127.0.0.1 by the machine's address unless told the node is not part of a
+    # cluster: then its servers listen on 127.0.0.1 only (in this process and in the ones it
+    # starts, which read the variable).
+    os.environ[LOOPBACK] = "0"
+    cluster_mode = ray._private.ray_constants.ENABLE_RAY_CLUSTER
+    ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
     # toy_kill_once: in unroll 11 (steps 55..59 of each env), before the evaluators' envs get
     # that far (the actors take their environment from the Ray instance started here)
     os.environ["CRL_TOY_KILL_STEP"] = "57"
@@ -53,13 +66,16 @@ def cluster(tmp_path_factory):
         num_cpus=4,
         include_dashboard=False,
         _node_ip_address="127.0.0.1",
+        log_to_driver=False,
         object_store_memory=100 * 2**20,
         _temp_dir=str(tmp_path_factory.mktemp("ray")),
     )
     try:
+        assert ray.nodes()[0]["NodeManagerAddress"] == "127.0.0.1"
         yield
     finally:
         ray.shutdown()
+        ray._private.ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
         for name in names:
             envs.ENV_NAMES.remove(name)
             del envs.BACKENDS[name], envs.HOST_ENVS[name]
