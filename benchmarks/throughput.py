@@ -234,10 +234,17 @@ def measure_unrolls(config, repeats: int, unrolls: list[int]) -> list[tuple[str,
     return rows
 
 
+def pin_process(pid: int, cores: set[int]) -> None:
+    """Hold every thread of process ``pid`` to ``cores`` (Linux ``sched_setaffinity`` acts on
+    one thread; threads started later inherit their creator's cores)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(task), cores)
+
+
 def pin_workers(trainer: Trainer, cores: set[int]) -> None:
-    """Hold the trainer's worker processes to ``cores`` (Linux ``sched_setaffinity``)."""
+    """Hold the trainer's worker processes to ``cores``."""
     for pid in trainer.collector.actors.pids:
-        os.sched_setaffinity(pid, cores)
+        pin_process(pid, cores)
 
 
 def measure_overlap(config, repeats: int, utd: float | None) -> None:
@@ -327,8 +334,8 @@ def main() -> None:
         "balanced update ratio (or the --utd given)",
     )
     args = parser.parse_args()
-    if args.pin:  # before JAX starts its threads: the learner's process holds core 0
-        os.sched_setaffinity(0, {0})
+    if args.pin:  # before JAX starts its compute threads: the learner's process holds core 0
+        pin_process(os.getpid(), {0})
     overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
     config = make_config(**overrides)
     if args.pin:
