@@ -81,7 +81,9 @@ class Config:
         1, "image tasks: average-pool p x p pixel blocks before the conv torso (1 = the original)"
     )
     input_norm: bool = _f(
-        False, "standardise positions by the maze's extent (point and ant mazes; else no effect)"
+        False,
+        "standardise positions by the maze's extent (point and ant mazes), point images by their "
+        "mean image over the maze (else no effect)",
     )
     twin_q: bool = _f(False, "two independent critics (min for the actor)")
     random_goals: float = _f(0.5, "actor goals: 0 relabelled, 0.5 both halves, 1 shuffled")
@@ -182,6 +184,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "actor_learning_rate": 1e-3,
         "entropy_coefficient": None,
         "target_entropy": -2.0,
+        "input_norm": True,
         "eval_every": 5_000,
         "eval_episodes": 100,
     },
