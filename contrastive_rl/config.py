@@ -100,6 +100,14 @@ class Config:
     run_dir: str = _f("", "run directory; default runs/<env>-<alg>-s<seed>")
     preset: str = _f("paper", "named preset applied before flags (see PRESETS)")
 
+    # -- Weights & Biases (a mirror of the TensorBoard scalars; optional extra 'wandb') ----------
+    wandb: bool = _f(False, "mirror every logged scalar to Weights & Biases (extra 'wandb')")
+    wandb_project: str = _f("contrastive_rl", "W&B project of the mirrored run")
+    wandb_name: str = _f("", "W&B run name; default the run directory's name")
+    wandb_mode: str = _f(
+        "auto", "W&B mode: online, offline, disabled; auto = online with an API key, else offline"
+    )
+
     def __post_init__(self) -> None:
         validate(self)
 
@@ -113,6 +121,7 @@ class Config:
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 LR_SCHEDULES = ("constant", "linear", "cosine")
+WANDB_MODES = ("auto", "online", "offline", "disabled")
 
 # The original launcher's per-algorithm settings (lp_contrastive.py).
 ALGORITHM_PRESETS: dict[str, dict[str, Any]] = {
@@ -303,6 +312,17 @@ def validate(c: Config) -> None:
     if c.num_actors < 0:
         raise ConfigError(f"num_actors must be >= 0 (0 = one per core), got {c.num_actors}")
     _validate_floats(c)
+    if c.wandb_mode not in WANDB_MODES:
+        raise ConfigError(
+            f"unknown wandb_mode {c.wandb_mode!r}{closest(c.wandb_mode, list(WANDB_MODES))}; "
+            f"valid choices: {', '.join(WANDB_MODES)}"
+        )
+    if c.wandb:
+        from contrastive_rl.envs.registry import missing_extra_error
+
+        problem = missing_extra_error("wandb", "--wandb")
+        if problem:
+            raise ConfigError(problem)
     if c.precision not in ("fp32", "bf16"):
         raise ConfigError(f"unknown precision {c.precision!r}; valid choices: fp32, bf16")
     if c.lr_schedule not in LR_SCHEDULES:
