@@ -1,31 +1,16 @@
 """`crl plot`: curves, bands and the summary table from run directories the test writes."""
 
-import json
 import os
 import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+from run_dirs import write_run  # tests/run_dirs.py
 
 from contrastive_rl.cli import main
-from contrastive_rl.config import ConfigError, make_config
+from contrastive_rl.config import ConfigError
 from contrastive_rl.experiments import plot
-
-
-def write_run(root, env, alg, seed, points, **fields):
-    """A run directory: config.json as `crl train` writes it, metrics.jsonl with ``points``
-    [(env_steps, success)] (plus a wall time of 2 s per 1000 steps)."""
-    path = os.path.join(root, f"{env}-{alg}-seed{seed}")
-    os.makedirs(path)
-    config = make_config(env, alg, seed=seed, run_dir=path, **fields)
-    with open(os.path.join(path, "config.json"), "w") as f:
-        json.dump(config.to_dict(), f)
-    with open(os.path.join(path, "metrics.jsonl"), "w") as f:
-        for steps, success in points:
-            record = {"env_steps": steps, "wall_time": steps / 500, "eval/success": success}
-            f.write(json.dumps({**record, "train/critic_loss": 1.0}) + "\n")
-    return path
 
 
 @pytest.fixture

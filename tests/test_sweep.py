@@ -237,3 +237,60 @@ def test_sweep_on_a_local_ray_cluster(tmp_path, monkeypatch):
     assert [o.status for o in outcomes] == ["finished", "finished", "failed"]
     assert "fake failure of seed 2" in outcomes[2].error
     assert metrics(outcomes[1].path) == [(100, 0.06), (200, 0.12), (300, 0.18)]
+
+
+# -- real trainings ------------------------------------------------------------------------------
+
+TINY = [
+    "steps=1000",
+    "num_envs=4",
+    "batch_size=16",
+    "min_replay_size=200",
+    "hidden_layer_sizes=16,16",
+    "repr_dim=8",
+    "eval_every=500",
+    "eval_episodes=20",
+]
+CLOCKS = ("wall_time", "time/env_steps_per_s", "time/grad_steps_per_s")
+
+
+def numbers(path):
+    return [{k: v for k, v in r.items() if k not in CLOCKS} for r in read_metrics(path)]
+
+
+@pytest.mark.slow  # four tiny trainings and a video: a few minutes of CPU
+def test_interrupted_sweep_rerun_equals_one_left_alone(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PYTHONPATH", FAKE_ENV["PYTHONPATH"])
+    grid = ["--env", "point_Small", "--seeds", "0", "1", "--preset", "debug", "--set", *TINY]
+    alone, cut = str(tmp_path / "alone"), str(tmp_path / "cut")
+    assert main(["sweep", "--sweep_dir", alone, *grid, "--parallel", "2"]) == 0
+
+    command = [sys.executable, "-m", "contrastive_rl.cli", "sweep", "--sweep_dir", cut, *grid]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    first = os.path.join(cut, "point_Small-contrastive_nce-seed0", "metrics.jsonl")
+    deadline = time.monotonic() + 600
+    while not (os.path.exists(first) and open(first).read()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)  # mid-way through seed 0; seed 1 has not started
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 143, out
+    assert "stopped" in out and "not run" in out
+    assert main(["sweep", "--sweep_dir", cut]) == 0  # rerun from the sweep's own record
+    capsys.readouterr()
+    for name in ("point_Small-contrastive_nce-seed0", "point_Small-contrastive_nce-seed1"):
+        a, b = os.path.join(alone, name), os.path.join(cut, name)
+        assert numbers(a) == numbers(b) and [r["env_steps"] for r in numbers(b)] == [600, 1000]
+        stored = [json.load(open(os.path.join(p, "config.json"))) for p in (a, b)]
+        assert {**stored[0], "run_dir": ""} == {**stored[1], "run_dir": ""}
+    assert (
+        "--resume"
+        in open(os.path.join(cut, "logs", "point_Small-contrastive_nce-seed0.log")).read()
+    )
+
+    assert main(["plot", alone, cut, "--out", str(tmp_path / "plots")]) == 0
+    assert "| point_Small | contrastive_nce | 4 | 1,000 |" in capsys.readouterr().out
+    run = os.path.join(cut, "point_Small-contrastive_nce-seed0")
+    assert main(["video", run, "--episodes", "1", "--out", str(tmp_path / "v.gif")]) == 0
+    import imageio.v2 as imageio
+
+    assert len(imageio.mimread(tmp_path / "v.gif")) == 51  # a trained run's policy, 50 steps

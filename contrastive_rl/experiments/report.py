@@ -155,18 +155,19 @@ def judge(claim: Claim, table: dict[tuple[str, str], list[float]]) -> Verdict:
 
 
 def budget_rows(runs: Sequence[plot.RunData]) -> list[str]:
-    """One Markdown row per (env, alg): seeds, preset, env steps and wall time per run."""
+    """One Markdown row per (env, alg): seeds, preset, env steps and the mean wall time of a
+    run (its last record's ``wall_time``: training and evaluation, as the run measured it)."""
     by: dict[tuple[str, str], list[plot.RunData]] = {}
     for run in runs:
         by.setdefault((run.config["env"], run.config["alg"]), []).append(run)
     rows = []
     for (env, alg), group in sorted(by.items()):
         steps = sorted({int(r.records[-1]["env_steps"]) for r in group if r.records})
-        hours = [r.records[-1].get("wall_time", 0) / 3600 for r in group if r.records]
+        minutes = [r.records[-1].get("wall_time", 0) / 60 for r in group if r.records]
         seeds = ", ".join(str(r.config["seed"]) for r in group)
         presets = ", ".join(sorted({r.config.get("preset", "") for r in group}))
         budget = ", ".join(f"{s:,}" for s in steps) or "none logged"
-        wall = f"{np.mean(hours):.2f}" if hours else "-"
+        wall = f"{np.mean(minutes):.1f}" if minutes else "-"
         rows.append(f"| {env} | {alg} | {seeds} | {presets} | {budget} | {wall} |")
     return rows
 
@@ -193,7 +194,7 @@ def make_report(
         "",
         "## Budget",
         "",
-        "| env | algorithm | seeds | preset | env steps | wall time per run (h) |",
+        "| env | algorithm | seeds | preset | env steps | wall time per run (min) |",
         "|---|---|---|---|---|---|",
         *budget_rows(runs),
         "",

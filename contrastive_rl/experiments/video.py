@@ -84,30 +84,44 @@ class PointScene:
         return float(self._distance(self.env_state))
 
     def frame(self) -> np.ndarray:
-        from PIL import Image, ImageDraw
+        goal = np.asarray(self.env_state.goal)
+        return draw_maze(self.walls, goal, self.path, self.spec.success_threshold, self.cell)
 
-        c, (h, w), m = self.cell, self.walls.shape, self.cell // 2  # m: the box's border
-        wall = (60, 60, 70)
-        image = Image.new("RGB", (w * c + 2 * m, h * c + 2 * m), wall)
-        draw = ImageDraw.Draw(image)
-        draw.rectangle([m, m, m + w * c - 1, m + h * c - 1], (245, 245, 240))
-        for row, col in np.argwhere(self.walls == 1):
-            x, y = m + col * c, m + row * c
-            draw.rectangle([x, y, x + c - 1, y + c - 1], wall)
 
-        def xy(p: np.ndarray) -> tuple[float, float]:  # (row, col) -> pixel (x, y)
-            return float(m + p[1] * c), float(m + p[0] * c)
+def draw_maze(
+    walls: np.ndarray,
+    goal: np.ndarray,
+    path: list[np.ndarray],
+    radius: float,
+    cell: int,
+) -> np.ndarray:
+    """A maze from above, ``[(H + 1) * cell, (W + 1) * cell, 3]`` uint8: walls and a half-cell
+    border (the box's edge), the goal and its success circle (``radius`` in maze units, green),
+    the path so far (blue) and the point at its end (red). Positions are (row, col)."""
+    from PIL import Image, ImageDraw
 
-        gx, gy = xy(np.asarray(self.env_state.goal))
-        r = self.spec.success_threshold * c
-        draw.ellipse([gx - r, gy - r, gx + r, gy + r], outline=(40, 160, 60), width=2)
-        draw.rectangle([0, 0, image.width - 1, image.height - 1], outline=wall, width=m)
-        draw.ellipse([gx - 5, gy - 5, gx + 5, gy + 5], fill=(40, 160, 60))
-        if len(self.path) > 1:
-            draw.line([xy(p) for p in self.path], fill=(70, 110, 220), width=2)
-        px, py = xy(self.path[-1])
-        draw.ellipse([px - 6, py - 6, px + 6, py + 6], fill=(220, 50, 50))
-        return np.asarray(image)
+    c, (h, w), m = cell, walls.shape, cell // 2
+    wall = (60, 60, 70)
+    image = Image.new("RGB", (w * c + 2 * m, h * c + 2 * m), wall)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([m, m, m + w * c - 1, m + h * c - 1], (245, 245, 240))
+    for row, col in np.argwhere(walls == 1):
+        x, y = m + col * c, m + row * c
+        draw.rectangle([x, y, x + c - 1, y + c - 1], wall)
+
+    def xy(p: np.ndarray) -> tuple[float, float]:  # (row, col) -> pixel (x, y)
+        return float(m + p[1] * c), float(m + p[0] * c)
+
+    gx, gy = xy(goal)
+    r = radius * c
+    draw.ellipse([gx - r, gy - r, gx + r, gy + r], outline=(40, 160, 60), width=2)
+    draw.rectangle([0, 0, image.width - 1, image.height - 1], outline=wall, width=m)
+    draw.ellipse([gx - 5, gy - 5, gx + 5, gy + 5], fill=(40, 160, 60))
+    if len(path) > 1:
+        draw.line([xy(p) for p in path], fill=(70, 110, 220), width=2)
+    px, py = xy(path[-1])
+    draw.ellipse([px - 6, py - 6, px + 6, py + 6], fill=(220, 50, 50))
+    return np.asarray(image)
 
 
 # -- MuJoCo tasks: rendered by MuJoCo -----------------------------------------------------------
@@ -142,7 +156,7 @@ def _camera(env: Any) -> Any:
 
     name = env.spec.name
     if name.startswith("fetch_"):
-        return FreeCamera((1.3, 0.75, 0.45), distance=1.3, azimuth=150.0, elevation=-25.0)
+        return FreeCamera((1.3, 0.75, 0.55), distance=1.6, azimuth=150.0, elevation=-25.0)
     if name.startswith("sawyer_"):
         return FreeCamera((0.0, 0.7, 0.1), distance=1.2, azimuth=140.0, elevation=-30.0)
     low, high = (np.asarray(v, np.float64) for v in env.layout.free_box())
@@ -163,7 +177,12 @@ class MujocoScene:
         self.spec = self.env.spec
         model, self.data = _simulator(self.env)
         sites = tuple(s for s in self.HIDDEN_SITES if _has_site(model, s))
-        self.renderer = SceneRenderer(model, _camera(self.env), size, hide_sites=sites)
+        mocap = tuple(  # Fetch's mocap "lasers": long thin boxes across the scene
+            g for g in range(model.ngeom) if "mocap" in model.body(model.geom_bodyid[g]).name
+        )
+        self.renderer = SceneRenderer(
+            model, _camera(self.env), size, hide_geoms=mocap, hide_sites=sites
+        )
         self._seeds = np.random.default_rng(seed)
 
     def reset(self) -> None:
