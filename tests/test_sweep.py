@@ -167,6 +167,13 @@ def test_a_run_with_another_config_is_refused_and_left_alone(tmp_path, monkeypat
     assert metrics(tmp_path / "point_Small-contrastive_nce-seed0") == before
 
 
+def test_a_training_that_cannot_start_fails_its_run_only(tmp_path):
+    spec = spec_of(seeds=[0, 1])
+    outcomes, _ = sweep.run_sweep(spec, str(tmp_path), train_command=[str(tmp_path / "nothing")])
+    assert [o.status for o in outcomes] == ["failed", "failed"]
+    assert "exit status 127: crl sweep: cannot start the training" in outcomes[1].error
+
+
 def test_cli_exit_status_and_rerun_from_the_sweep_directory(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sweep, "TRAIN_COMMAND", tuple(FAKE))
     monkeypatch.setenv("PYTHONPATH", FAKE_ENV["PYTHONPATH"])
@@ -191,20 +198,20 @@ def test_sigterm_stops_the_trainings_and_a_rerun_completes(tmp_path):
         "import sys; from contrastive_rl.experiments import sweep, spec\n"
         "s = spec.spec_from_dict({'envs': ['point_Small'], 'seeds': [0, 1],\n"
         "                         'set': {'steps': 2000}})\n"
-        f"out, sig = sweep.run_sweep(s, {str(tmp_path)!r}, parallel=2, train_command={FAKE!r})\n"
+        f"out, sig = sweep.run_sweep(s, {str(tmp_path)!r}, parallel=1, train_command={FAKE!r})\n"
         "print([o.status for o in out]); sys.exit(128 + sig if sig else 0)\n"
     )
     env = {**os.environ, **FAKE_ENV, "FAKE_SLEEP": "0.3"}
     command = [sys.executable, "-c", code]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
-    jsonl = tmp_path / "point_Small-contrastive_nce-seed1" / "metrics.jsonl"
-    deadline = time.monotonic() + 60
+    jsonl = tmp_path / "point_Small-contrastive_nce-seed0" / "metrics.jsonl"
+    deadline = time.monotonic() + 300
     while not (jsonl.exists() and jsonl.read_text()) and time.monotonic() < deadline:
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 143
-    assert out.splitlines()[-1] == "['stopped', 'stopped']"
+    assert out.splitlines()[-1] == "['stopped', 'not run']"  # one at a time: seed 1 waited
     steps = [r["env_steps"] for r in read_metrics(jsonl.parent)]
     assert 0 < steps[-1] < 2000
     env["FAKE_SLEEP"] = "0"
@@ -217,7 +224,7 @@ def test_sweep_on_a_local_ray_cluster(tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
     for key, value in FAKE_ENV.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("FAKE_FAIL_SEED", "2")
+    monkeypatch.setenv("FAKE_FAIL_SEED", "0")
     ray.init(
         address="local",
         num_cpus=2,
@@ -226,7 +233,7 @@ def test_sweep_on_a_local_ray_cluster(tmp_path, monkeypatch):
         _node_ip_address="127.0.0.1",
     )
     try:
-        spec = spec_of(seeds=[0, 1, 2], set={"steps": 300})
+        spec = spec_of(seeds=[0, 1], set={"steps": 300})
         outcomes, stopped = sweep.run_sweep(
             spec, str(tmp_path), ray_address="auto", train_command=FAKE, resources={"cpus": 1}
         )
@@ -234,8 +241,8 @@ def test_sweep_on_a_local_ray_cluster(tmp_path, monkeypatch):
     finally:
         ray.shutdown()
     assert stopped is None
-    assert [o.status for o in outcomes] == ["finished", "finished", "failed"]
-    assert "fake failure of seed 2" in outcomes[2].error
+    assert [o.status for o in outcomes] == ["failed", "finished"]
+    assert "fake failure of seed 0" in outcomes[0].error
     assert metrics(outcomes[1].path) == [(100, 0.06), (200, 0.12), (300, 0.18)]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,8 +33,14 @@ def import_ray() -> Any:
     return ray
 
 
-def train_task(command: list[str], log_path: str, header: str) -> int:
-    """One training on a Ray worker; its exit status. Cancelled: SIGTERM to it, then wait."""
+def train_task(command: list[str], log_path: str, header: str, own_python: bool) -> int:
+    """One training on a Ray worker; its exit status. Cancelled: SIGTERM to it, then wait.
+
+    ``own_python``: the command runs this node's interpreter (its path may differ from the
+    driver's).
+    """
+    if own_python:
+        command = [sys.executable, *command[1:]]
     env = dict(os.environ)
     env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # tasks may share a GPU
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
@@ -68,14 +75,21 @@ def run_ray(
     started_here = not ray.is_initialized()
     if started_here:
         local = {"include_dashboard": False, "log_to_driver": False}
-        ray.init(address=address, **(local if address == "local" else {}))
+        try:
+            ray.init(address=address, **(local if address == "local" else {}))
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise ConfigError(
+                f"cannot reach a Ray cluster at {address!r}: {str(error).splitlines()[0]}; start "
+                "one (`ray start --head`), give its --ray HOST:PORT, or --ray local"
+            ) from None
     task = ray.remote(train_task).options(
         num_cpus=resources.get("cpus", 1), num_gpus=resources.get("gpus", 0)
     )
     refs = {}
     for job in jobs:
         command = job.command(train_command)
-        refs[task.remote(command, job.log, log_header(job, command))] = job
+        own_python = command[0] == sys.executable
+        refs[task.remote(command, job.log, log_header(job, command), own_python)] = job
     codes: dict[str, int | None] = {job.run.name: None for job in jobs}
     cancelled = False
     try:

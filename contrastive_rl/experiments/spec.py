@@ -175,6 +175,9 @@ def spec_from_dict(values: Mapping[str, Any], source: str = "sweep spec") -> Swe
         )
     if "envs" not in values:
         raise ConfigError(f"{source}: 'envs' is missing (the environments to run)")
+    for key in ("set", "grid"):
+        if not isinstance(values.get(key, {}), Mapping):
+            raise ConfigError(f"{source}: {key} must be a table of config fields")
     fixed = dict(values.get("set", {}))
     grid = dict(values.get("grid", {}))
     for name in [*fixed, *grid]:

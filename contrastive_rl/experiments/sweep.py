@@ -132,7 +132,10 @@ class StopSignals:
 
     def __enter__(self) -> StopSignals:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: signals keep their handlers
+                pass
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
@@ -162,16 +165,22 @@ def run_local(
         env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     pending, running, codes = list(jobs), {}, {job.run.name: None for job in jobs}
     forwarded = 0
-    while pending or running:
+    while running or (pending and not stop.count):  # once stopped, nothing new starts
         while pending and len(running) < parallel and not stop.count:
             job = pending.pop(0)
             log = open(job.log, "a", encoding="utf-8")  # noqa: SIM115 - closed when it ends
             command = job.command(train_command)
             log.write(log_header(job, command))
             log.flush()
-            proc = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
+            try:
+                proc = subprocess.Popen(
+                    command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                )
+            except OSError as error:  # the command cannot start: this run fails, not the sweep
+                log.write(f"crl sweep: cannot start the training: {error}\n")
+                log.close()
+                codes[job.run.name] = 127
+                continue
             running[job.run.name] = (proc, log)
         if stop.count > forwarded and stop.signal is not None:
             for proc, _ in running.values():
