@@ -1,4 +1,5 @@
-"""The ``crl`` command: ``crl train``, ``crl eval RUN_DIR``, ``crl list``.
+"""The ``crl`` command: ``crl train``, ``crl eval RUN_DIR``, ``crl list``, and the experiment
+tools ``crl sweep``, ``crl plot``, ``crl video``, ``crl report`` (``experiments/commands.py``).
 
 Every field of ``Config`` is a flag of ``crl train`` (``--batch_size`` or ``--batch-size``); a
 flag given on the command line overrides the algorithm's and the named preset's values.
@@ -118,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "list", help="environments, algorithms and presets with their status", allow_abbrev=False
     )
+    from contrastive_rl.experiments.commands import add_commands
+
+    add_commands(commands)
     return parser
 
 
@@ -190,6 +194,8 @@ def command_list(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}; see `crl {args.command} -h`")
     if unknown:
         flags = [f"--{name}" for name in FIELDS] + [
             "--config",
@@ -201,8 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         flag = unknown[0].split("=")[0]
         parser.error(f"unknown flag {flag!r}{closest(flag, flags)}; see `crl {args.command} -h`")
     handlers = {"train": command_train, "eval": command_eval, "list": command_list}
+    handler = getattr(args, "handler", None) or handlers[args.command]
     try:
-        return handlers[args.command](args)
+        return handler(args)
     except (ValueError, FileNotFoundError) as error:  # ConfigError, RunDirError, CheckpointError
         return _fail(args.command, error, EXIT_BAD_INPUT)
     except WorkerError as error:  # a simulator crashed or hung; the run saved its checkpoint

@@ -147,7 +147,7 @@ class Run:
             self.state = self.trainer.restore(self.trainer.place(self.state))
             self.progress = Progress.from_checkpoint(meta["progress"])
             self.saved_env_steps = self.progress.env_steps
-        self.metrics = rundir.MetricsLogger(self.path, resume=resume)
+        self.metrics = rundir.MetricsLogger(self.path, resume=resume, mirrors=self._mirrors(resume))
         self.last_eval: dict[str, float] = {}
         if resume:
             self.metrics.truncate_after(self.progress.env_steps)
@@ -155,6 +155,14 @@ class Run:
             if logged and logged[-1].get("env_steps") == self.progress.env_steps:
                 # a finished run resumed reports its last evaluation, never an older one
                 self.last_eval = {k: v for k, v in logged[-1].items() if k.startswith("eval/")}
+
+    def _mirrors(self, resume: bool) -> list[rundir.ScalarMirror]:
+        """Where the logged scalars go besides TensorBoard (``--wandb``)."""
+        if not self.config.wandb:
+            return []
+        from contrastive_rl.wandb_mirror import WandbMirror
+
+        return [WandbMirror(self.config, self.path, resume)]
 
     # -- one step at a time ------------------------------------------------------------------
     def save(self) -> None:

@@ -48,7 +48,10 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "ant": ("mujoco",),
     "mjx": ("mujoco", "mujoco-mjx"),
     "gym": ("gymnasium",),
+    # Not environments: the experiment tools and the W&B mirror.
+    "plot": ("matplotlib", "imageio", "imageio-ffmpeg"),
     "ray": ("ray",),
+    "wandb": ("wandb",),
 }
 ENV_EXTRA: dict[str, str] = {
     **{name: "sawyer" for name in SAWYER_ENVS},

@@ -145,12 +145,28 @@ class FreeCamera:
     elevation: float
 
 
+@dataclass(frozen=True)
+class Marker:
+    """A geom drawn into a rendered scene only: ``kind`` an ``mjtGeom`` (2 sphere, 5 cylinder),
+    ``size`` as MuJoCo's geom size, ``pos`` in world coordinates."""
+
+    pos: tuple[float, float, float]
+    size: tuple[float, float, float]
+    rgba: tuple[float, float, float, float]
+    kind: int = 2
+
+
 class SceneRenderer:
     """Renders one model from one camera to ``[size, size, 3]`` uint8.
 
     Hidden geoms and sites get alpha 0 (MuJoCo skips them when drawing). ``rows_top_down``:
     True returns the picture as the camera sees it; False returns OpenGL's rows (bottom row
     first) as mujoco-py's offscreen render did, which Meta-World's cameras were set up for.
+    ``reflections``: False skips MuJoCo's mirror passes (one more drawing of the whole scene
+    for each reflective plane or box), for cameras that never see a reflecting surface: the
+    image tasks' pictures are then bit for bit the same, about a fifth cheaper for Sawyer
+    (docs/images_mujoco.md). The offscreen buffer is ``size`` square, not the model's
+    ``offwidth`` x ``offheight`` (640x480 for Meta-World): the same pixels, less to clear.
     """
 
     def __init__(
@@ -161,10 +177,12 @@ class SceneRenderer:
         hide_geoms: tuple[int, ...] = (),
         hide_sites: tuple[str, ...] = (),
         rows_top_down: bool = True,
+        reflections: bool = True,
     ):
         import mujoco
 
         self.model, self.size, self.rows_top_down = model, size, rows_top_down
+        self.reflections = reflections
         self.camera = self._camera(mujoco, model, camera)
         for geom in hide_geoms:
             model.geom_rgba[geom, 3] = 0.0
@@ -172,12 +190,24 @@ class SceneRenderer:
             model.site(site).rgba[3] = 0.0
         model.vis.quality.shadowsize = min(model.vis.quality.shadowsize, SHADOW_MAP_SIZE)
         self._gl, self.backend = open_gl_context(size, size)
-        self._mjr = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)
+        self._mjr = self._context(mujoco, model, size)
         mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._mjr)
         self._scene = mujoco.MjvScene(model, maxgeom=2000)
+        self._scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = reflections
         self._option = mujoco.MjvOption()
         self._rect = mujoco.MjrRect(0, 0, size, size)
         self._pixels = np.zeros((size, size, 3), np.uint8)
+
+    @staticmethod
+    def _context(mujoco: Any, model: Any, size: int) -> Any:
+        """MuJoCo's GL resources for ``model``, with an offscreen buffer of one picture."""
+        buffer = model.vis.global_
+        wanted = (buffer.offwidth, buffer.offheight)
+        buffer.offwidth = buffer.offheight = size
+        try:
+            return mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)
+        finally:  # the model keeps its own size for anyone else who renders it
+            buffer.offwidth, buffer.offheight = wanted
 
     @staticmethod
     def _camera(mujoco: Any, model: Any, camera: FixedCamera | FreeCamera) -> Any:
@@ -204,8 +234,9 @@ class SceneRenderer:
         cam.type, cam.fixedcamid = mujoco.mjtCamera.mjCAMERA_FIXED, index
         return cam
 
-    def render(self, data: Any) -> np.ndarray:
-        """The scene of ``data`` now (positions as last computed by a forward pass)."""
+    def render(self, data: Any, markers: tuple[Marker, ...] = ()) -> np.ndarray:
+        """The scene of ``data`` now (positions as last computed by a forward pass), with
+        ``markers`` drawn into it (e.g. the goal in a video; they never touch the model)."""
         import mujoco
 
         self._gl.make_current()
@@ -218,6 +249,18 @@ class SceneRenderer:
             mujoco.mjtCatBit.mjCAT_ALL,
             self._scene,
         )
+        for marker in markers:
+            if self._scene.ngeom >= self._scene.maxgeom:
+                break
+            mujoco.mjv_initGeom(
+                self._scene.geoms[self._scene.ngeom],
+                int(marker.kind),
+                np.asarray(marker.size, np.float64),
+                np.asarray(marker.pos, np.float64),
+                np.eye(3).reshape(-1),
+                np.asarray(marker.rgba, np.float32),
+            )
+            self._scene.ngeom += 1
         mujoco.mjr_render(self._rect, self._scene, self._mjr)
         mujoco.mjr_readPixels(self._pixels, None, self._rect, self._mjr)
         return (self._pixels[::-1] if self.rows_top_down else self._pixels).copy()
