@@ -29,14 +29,18 @@ SMALL = dict(
 )
 
 
-@pytest.fixture
-def toy_envs(monkeypatch):
-    """Register the toy host environments of ``host_toy`` for one test."""
+def register_toy_envs(monkeypatch):
     names = ["toy", "toy_raise", "toy_kill_once"]
     monkeypatch.setattr(envs, "ENV_NAMES", envs.ENV_NAMES + names)
     for name in names:
         monkeypatch.setitem(envs.BACKENDS, name, ("mujoco",))
         monkeypatch.setitem(envs.HOST_ENVS, name, "host_toy:make")
+
+
+@pytest.fixture
+def toy_envs(monkeypatch):
+    """Register the toy host environments of ``host_toy`` for one test."""
+    register_toy_envs(monkeypatch)
 
 
 def run(path, config, **kw):
@@ -138,27 +142,41 @@ def test_the_policy_is_refreshed_every_unroll_with_the_configured_lag(toy_envs, 
             assert np.abs(actions - acted(params[other], index, states)).max() > 1e-3
 
 
-def test_collection_beside_learning_gives_the_same_numbers_on_every_run(toy_envs, tmp_path):
-    config = make_config(env="toy", steps=300, eval_every=150, unroll_length=5, **SMALL)
-    assert config.overlap_collection  # the default
-    run(tmp_path / "a", config).run()
-    run(tmp_path / "b", config).run()
-    assert [r["env_steps"] for r in records(tmp_path / "a")] == [160, 300]
-    assert records(tmp_path / "a") == records(tmp_path / "b")
+# Unrolls of 5 steps with collection beside learning (the default), evaluated at 120, 240, 300.
+BESIDE = dict(steps=300, eval_every=120, unroll_length=5, **SMALL)
 
 
-def test_a_run_stopped_mid_episode_resumes_exactly(toy_envs, tmp_path):
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The records of one uninterrupted ``BESIDE`` run: what the runs below must log."""
+    path = tmp_path_factory.mktemp("uninterrupted")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        register_toy_envs(monkeypatch)
+        config = make_config(env="toy", **BESIDE)
+        assert config.overlap_collection  # the default
+        run(path, config).run()
+    return records(path)
+
+
+def test_collection_beside_learning_gives_the_same_numbers_on_every_run(
+    toy_envs, tmp_path, uninterrupted
+):
+    run(tmp_path / "again", make_config(env="toy", **BESIDE)).run()
+    assert [r["env_steps"] for r in uninterrupted] == [120, 240, 300]
+    assert records(tmp_path / "again") == uninterrupted
+
+
+def test_a_run_stopped_mid_episode_resumes_exactly(toy_envs, tmp_path, uninterrupted):
     """Stopped with every episode 10 steps into its 20 and the next unroll under way (collected
     beside learning), the resumed run replays the episodes from their seeds and recorded actions,
     collects that unroll again with the same parameters, and logs what the uninterrupted run
     logs."""
-    config = make_config(env="toy", steps=300, eval_every=120, unroll_length=5, **SMALL)
-    run(tmp_path / "straight", config).run()
+    config = make_config(env="toy", **BESIDE)
     run(tmp_path / "halves", config).run(stop_after_iterations=10)  # 10 unrolls: t = 10
     meta = json.load(open(tmp_path / "halves" / "checkpoint.json"))
     assert meta["progress"]["env_steps"] == 200
     run(tmp_path / "halves", config, resume=True).run()
-    assert records(tmp_path / "straight") == records(tmp_path / "halves")
+    assert records(tmp_path / "halves") == uninterrupted
 
 
 def test_a_killed_worker_mid_unroll_stops_with_a_checkpoint_and_the_resume_is_exact(
