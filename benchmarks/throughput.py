@@ -262,16 +262,19 @@ def measure_overlap(config, repeats: int, utd: float | None) -> None:
     about the same time. Prints seconds per iteration of each part alone and of both loops.
     """
     config = dataclasses.replace(config, num_actors=1)
-    if utd is None:  # measure both alone at utd 1, then balance them
-        t_collect, t_learn, *_ = pinned_loop(dataclasses.replace(config, utd=1.0), repeats)
-        utd = t_collect / t_learn
+    if utd is None:  # both parts alone at a small update ratio; updates cost the same each
+        t_collect, t_learn, _, budget = pinned_loop(
+            dataclasses.replace(config, utd=0.1), repeats, loop=False
+        )
+        per_update = t_learn / budget.grad_steps_per_iteration
+        utd = t_collect / (per_update * budget.steps_per_iteration)
         print(
-            f"# balanced: collection {t_collect:.3f} s and K updates {t_learn:.3f} s per "
-            f"iteration at utd 1 -> utd {utd:.4g}"
+            f"# balanced: collection {t_collect:.3f} s per iteration, {per_update * 1e3:.2f} ms "
+            f"per update -> utd {utd:.4g}"
         )
     config = dataclasses.replace(config, utd=utd)
     t_collect, t_learn, strict, budget = pinned_loop(config, repeats, overlap=False)
-    *_, beside, _ = pinned_loop(config, repeats, overlap=True)
+    *_, beside, _ = pinned_loop(config, repeats, overlap=True, parts=False)
     steps, k = budget.steps_per_iteration, budget.grad_steps_per_iteration
     print(
         f"# {config.env}: {config.num_envs} envs x {steps // config.num_envs} steps = {steps} env "
@@ -293,21 +296,23 @@ def measure_overlap(config, repeats: int, utd: float | None) -> None:
     )
 
 
-def pinned_loop(config, repeats: int, overlap: bool = False):
-    """A trainer with its worker on core 1: seconds per iteration of the collection alone, of
-    the K updates alone and of the training loop (with or without overlap), and its budget."""
+def pinned_loop(config, repeats: int, overlap: bool = False, parts: bool = True, loop: bool = True):
+    """A trainer with its worker on core 1: seconds per iteration of the collection alone and
+    of the K updates alone (``parts``), of the training loop with or without overlap
+    (``loop``), None for those not measured; and its budget."""
     trainer = Trainer(dataclasses.replace(config, overlap_collection=overlap))
     try:
         pin_workers(trainer, {1})
         state = warmed_up(trainer)
-        t_collect, t_learn = parts_alone(trainer, state, repeats)
+        t_collect, t_learn = parts_alone(trainer, state, repeats) if parts else (None, None)
         holder = {"state": state}
 
         def iteration():
             holder["state"], metrics = trainer.iteration(holder["state"])
             return metrics
 
-        return t_collect, t_learn, per_iteration(iteration, repeats), trainer.budget
+        t_loop = per_iteration(iteration, repeats) if loop else None
+        return t_collect, t_learn, t_loop, trainer.budget
     finally:
         trainer.close()
 
