@@ -25,7 +25,8 @@ class ConfigError(ValueError):
 
 
 # Env steps per env per iteration on CPU simulators unless set (divides every one of their
-# episode lengths: 50, 150, 700, 1000). Chosen by measurement, docs/actors.md.
+# episode lengths: 50, 150, 700, 1000); throughput does not depend on it, the ant_umaze
+# learning comparison is to settle it (docs/actors.md, Measurements).
 HOST_UNROLL_LENGTH = 10
 
 
