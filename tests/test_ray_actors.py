@@ -5,6 +5,7 @@ uninterrupted run on local workers logs."""
 
 import json
 import os
+import warnings
 
 import host_toy
 import jax
@@ -66,14 +67,16 @@ def cluster(tmp_path_factory):
     for name in names:
         envs.BACKENDS[name] = ("mujoco",)
         envs.HOST_ENVS[name] = "host_toy:make"
-    ray.init(
-        num_cpus=4,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-        object_store_memory=100 * 2**20,
-        _temp_dir=str(tmp_path_factory.mktemp("ray")),
-    )
+    with warnings.catch_warnings():  # Ray starts its servers by fork + exec, which is safe
+        warnings.filterwarnings("ignore", "os.fork\\(\\) was called", RuntimeWarning)
+        ray.init(
+            num_cpus=4,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+            object_store_memory=100 * 2**20,
+            _temp_dir=str(tmp_path_factory.mktemp("ray")),
+        )
     try:
         assert ray.nodes()[0]["NodeManagerAddress"] == "127.0.0.1"
         yield
