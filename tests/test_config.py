@@ -38,7 +38,8 @@ def test_algorithm_presets_and_named_presets_apply_in_order():
     "kwargs, message",
     [
         ({"env": "point_FourRoom"}, "did you mean 'point_FourRooms'"),
-        ({"env": "offline_ant_umaze"}, "not available yet"),
+        ({"env": "offline_ant_umaze"}, "offline_ant_umaze trains from a dataset: give --dataset"),
+        ({"dataset": "d.hdf5"}, "dataset only applies to offline_.*--env offline_point_FourRooms"),
         ({"env": "sawyer_push", "backend": "mjx"}, "no 'mjx' backend; valid choices: auto, mujoco"),
         ({"backend": "mjc"}, "unknown backend 'mjc'.*valid choices: auto, jax, mujoco, mjx"),
         ({"num_actors": -1}, "num_actors must be >= 0"),
