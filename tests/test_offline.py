@@ -30,15 +30,18 @@ def small_dataset(tmp_path_factory):
 
 
 def tiny(dataset, **kw):
+    """A small network that learns point_Small in 384 gradient steps (3 evaluations)."""
     values = dict(
         env="offline_point_Small",
         dataset=dataset,
-        steps=96,
-        batch_size=32,
-        hidden_layer_sizes=(16, 16),
-        repr_dim=8,
-        eval_every=32,
-        eval_episodes=20,
+        steps=384,
+        batch_size=64,
+        hidden_layer_sizes=(32, 32),
+        learning_rate=1e-3,
+        actor_learning_rate=1e-3,
+        input_norm=True,
+        eval_every=128,
+        eval_episodes=100,
     )
     return make_config(**{**values, **kw})
 
@@ -95,13 +98,12 @@ def comparable(path):
 
 def test_offline_run_trains_from_the_dataset_evaluates_and_checkpoints(straight, small_dataset):
     path, result = straight
-    assert 0.0 <= result["eval/success"] <= 1.0
     records = rundir.read_metrics(path)
-    assert [r["grad_steps"] for r in records] == [32, 64, 96]
+    assert [r["grad_steps"] for r in records] == [128, 256, 384]
     assert all(r["env_steps"] == 0 for r in records)  # nothing is collected
     assert "train/bc_loss" in records[-1] and "train/critic_loss" in records[-1]
     meta = json.load(open(f"{path}/checkpoint.json"))
-    assert meta["step"] == 96 and meta["progress"]["grad_steps"] == 96
+    assert meta["step"] == 384 and meta["progress"]["grad_steps"] == 384
     assert meta["dataset"]["episodes"] == 64 and meta["dataset"]["episode_length"] == 50
     assert meta["dataset"]["path"] == small_dataset and len(meta["dataset"]["sha256"]) == 64
     # crl eval re-evaluates without the dataset
@@ -114,8 +116,8 @@ def test_offline_resume_continues_exactly_and_refuses_another_dataset(
     config = tiny(small_dataset)
     halves = str(tmp_path / "halves")
     rundir.prepare(halves, config)
-    Run(config, halves, progress_bar=False, trainer=trainer).run(stop_after_iterations=1)
-    assert [r["grad_steps"] for r in rundir.read_metrics(halves)] == [32]
+    Run(config, halves, progress_bar=False, trainer=trainer).run(stop_after_iterations=2)
+    assert [r["grad_steps"] for r in rundir.read_metrics(halves)] == [128]
     prepared = rundir.prepare(halves, config, resume=True)
     Run(config, halves, prepared.resume, progress_bar=False, trainer=trainer).run()
     prepared.release()
@@ -136,6 +138,19 @@ def test_offline_resume_continues_exactly_and_refuses_another_dataset(
         assert open(f"{halves}/metrics.jsonl").read() == before
     finally:
         os.replace(small_dataset + ".orig", small_dataset)
+
+
+def test_offline_learning_beats_the_initial_policy_in_seconds(trainer, straight):
+    """384 gradient steps of a (32, 32) network on 64 navigator episodes of point_Small: every
+    episode ends at the goal (measured 1.0, final distance 0.5); the initial policy ends there in
+    about a quarter of them (0.265 measured, final distance 2.9; any step: 0.625)."""
+    import jax
+
+    _, result = straight
+    assert result["eval/success_final"] >= 0.9 and result["eval/final_dist"] < 1.0
+    initial = trainer.evaluate(trainer.init().learner.actor_params, jax.random.key(5))
+    assert float(initial["eval/success_final"]) < 0.5
+    assert float(initial["eval/final_dist"]) > 2.0
 
 
 def test_a_bad_dataset_is_refused_before_the_run_directory_is_written(tmp_path):
