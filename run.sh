@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The quick check: set up .venv on first use, then train contrastive_nce on point_FourRooms
-# (quick preset, about ten minutes on a 2-core CPU) and print its last evaluation.
+# (quick preset, under five minutes on a 2-core CPU) and print its last evaluation.
 # Extra arguments go to `crl train`, e.g. ./run.sh --seed 1
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -1,4 +1,6 @@
-"""The ``crl`` command: ``crl train``, ``crl eval RUN_DIR``, ``crl collect``, ``crl list``.
+"""The ``crl`` command: ``crl train``, ``crl eval RUN_DIR``, ``crl collect``, ``crl list``, and
+the experiment tools ``crl sweep``, ``crl plot``, ``crl video``, ``crl report``
+(``experiments/commands.py``).
 
 Every field of ``Config`` is a flag of ``crl train`` (``--batch_size`` or ``--batch-size``); a
 flag given on the command line overrides the algorithm's and the named preset's values.
@@ -164,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "list", help="environments, algorithms and presets with their status", allow_abbrev=False
     )
+    from contrastive_rl.experiments.commands import add_commands
+
+    add_commands(commands)
     return parser
 
 
@@ -255,6 +260,8 @@ def command_list(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}; see `crl {args.command} -h`")
     if unknown:
         flags = [f"--{name}" for name in FIELDS] + [
             "--config",
@@ -271,8 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         "collect": command_collect,
         "list": command_list,
     }
+    handler = getattr(args, "handler", None) or handlers[args.command]
     try:
-        return handlers[args.command](args)
+        return handler(args)
     except (ValueError, FileNotFoundError) as error:  # ConfigError, RunDirError, CheckpointError
         return _fail(args.command, error, EXIT_BAD_INPUT)
     except WorkerError as error:  # a simulator crashed or hung; the run saved its checkpoint

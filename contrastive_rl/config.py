@@ -90,7 +90,9 @@ class Config:
         1, "image tasks: average-pool p x p pixel blocks before the conv torso (1 = the original)"
     )
     input_norm: bool = _f(
-        False, "standardise positions by the maze's extent (point and ant mazes; else no effect)"
+        False,
+        "standardise positions by the maze's extent (point and ant mazes), point images by their "
+        "mean image over the maze (else no effect)",
     )
     twin_q: bool = _f(False, "two independent critics (min for the actor)")
     random_goals: float = _f(0.5, "actor goals: 0 relabelled, 0.5 both halves, 1 shuffled")
@@ -107,6 +109,14 @@ class Config:
     run_dir: str = _f("", "run directory; default runs/<env>-<alg>-s<seed>")
     preset: str = _f("paper", "named preset applied before flags (see PRESETS)")
 
+    # -- Weights & Biases (a mirror of the TensorBoard scalars; optional extra 'wandb') ----------
+    wandb: bool = _f(False, "mirror every logged scalar to Weights & Biases (extra 'wandb')")
+    wandb_project: str = _f("contrastive_rl", "W&B project of the mirrored run")
+    wandb_name: str = _f("", "W&B run name; default the run directory's name")
+    wandb_mode: str = _f(
+        "auto", "W&B mode: online, offline, disabled; auto = online with an API key, else offline"
+    )
+
     def __post_init__(self) -> None:
         validate(self)
 
@@ -120,6 +130,7 @@ class Config:
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 LR_SCHEDULES = ("constant", "linear", "cosine")
+WANDB_MODES = ("auto", "online", "offline", "disabled")
 
 # The original launcher's per-algorithm settings (lp_contrastive.py).
 ALGORITHM_PRESETS: dict[str, dict[str, Any]] = {
@@ -174,17 +185,17 @@ def env_settings(env: str) -> dict[str, Any]:
 PRESETS: dict[str, dict[str, Any]] = {
     # The original's defaults: nothing to change.
     "paper": {},
-    # The CPU quick check: `./run.sh`, contrastive_nce on point_FourRooms aiming at five minutes
+    # The CPU quick check: `./run.sh`, contrastive_nce on point_FourRooms in under five minutes
     # on a 2-core machine. Chosen by measurement (docs/results.md, "Quick check"): at 70.4k env
-    # steps seeds 0-2 reach 0.930, 0.950, 0.915 (median 0.93; 0.885 at 80k: evaluations swing
-    # by about 0.04).
-    # Measured: batch 128 doubles the updates per second on a CPU; lr 1e-3 learns faster per
+    # steps seeds 0-2 reach 0.945, 0.865, 0.935 (median 0.935; 288 s of training for seed 0).
+    # Measured: batch 64 runs about twice the updates per second of batch 128 on a CPU and
+    # learned as well per update here; lr 1e-3 learns faster per
     # update; a learned alpha with the usual SAC target entropy (-|A| = -2) keeps the tanh policy
     # from saturating, so its actions keep following the critic near walls; standardised maze
     # coordinates let the critic's first layer place its ReLU boundaries across the whole maze.
     "quick": {
         "steps": 70_400,
-        "batch_size": 128,
+        "batch_size": 64,
         "learning_rate": 1e-3,
         "actor_learning_rate": 1e-3,
         "entropy_coefficient": None,
@@ -197,11 +208,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The original's offline settings, also applied by themselves to every offline_* name.
     "offline": OFFLINE_SETTINGS,
     # Learning from pixels on a 2-core CPU (docs/images.md). The conv torsos dominate the update;
-    # measured here (shared CPU, batch 64, full update): 16x16 after pooling 4 ran ~10x the
-    # updates of 32x32 (pooling 2). lr 1e-3 and the learned alpha with target -|A| are the
-    # quick preset's (measured there on state mazes); 16 envs x 10 steps keep iterations short.
+    # 16x16 after pooling by 4 and batch 64 keep it at about 4-7 updates/s here. Pixels
+    # standardised by the mean image over the maze (--input_norm): without it the critic settled
+    # on constant logits; with it point_image_FourRooms reached 0.56 success after 1.6k updates
+    # and 0.84 after 7.7k (30 minutes on a shared CPU). lr 1e-3 and the learned alpha with target
+    # -|A| are the quick preset's; 16 envs x 10 steps keep iterations short.
     "image_quick": {
-        "steps": 60_000,
+        "steps": 20_000,
         "num_envs": 16,
         "unroll_length": 10,
         "batch_size": 64,
@@ -210,6 +223,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "actor_learning_rate": 1e-3,
         "entropy_coefficient": None,
         "target_entropy": -2.0,
+        "input_norm": True,
         "eval_every": 5_000,
         "eval_episodes": 100,
     },
@@ -331,6 +345,17 @@ def validate(c: Config) -> None:
     if c.num_actors < 0:
         raise ConfigError(f"num_actors must be >= 0 (0 = one per core), got {c.num_actors}")
     _validate_floats(c)
+    if c.wandb_mode not in WANDB_MODES:
+        raise ConfigError(
+            f"unknown wandb_mode {c.wandb_mode!r}{closest(c.wandb_mode, list(WANDB_MODES))}; "
+            f"valid choices: {', '.join(WANDB_MODES)}"
+        )
+    if c.wandb:
+        from contrastive_rl.envs.registry import missing_extra_error
+
+        problem = missing_extra_error("wandb", "--wandb")
+        if problem:
+            raise ConfigError(problem)
     if c.precision not in ("fp32", "bf16"):
         raise ConfigError(f"unknown precision {c.precision!r}; valid choices: fp32, bf16")
     if c.lr_schedule not in LR_SCHEDULES:

@@ -64,9 +64,10 @@ def haiku_conv_init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -
 class AtariTorso(nn.Module):
     """acme's AtariTorso on flattened HWC uint8 images: three SAME convs, ReLU, flatten.
 
-    Pixels are divided by 255 here, so images stay uint8 in the replay and on the way to the
-    device. ``pool`` > 1 first averages ``pool x pool`` pixel blocks, a CPU option (its measured
-    cost in docs/images.md); 1 is the original.
+    uint8 pixels are divided by 255 here, so images stay uint8 in the replay and on the way to
+    the device; float pixels (standardised by ``--input_norm``) are used as they are.
+    ``pool`` > 1 first averages ``pool x pool`` pixel blocks, a CPU option (its measured cost in
+    docs/images.md); 1 is the original.
     """
 
     image_shape: tuple[int, int, int]  # (H, W, C) of one image; C may be a stack of images
@@ -76,7 +77,9 @@ class AtariTorso(nn.Module):
     @nn.compact
     def __call__(self, flat: jax.Array) -> jax.Array:
         h, w, c = self.image_shape
-        x = flat.reshape(*flat.shape[:-1], h, w, c).astype(self.dtype) / 255.0
+        x = flat.reshape(*flat.shape[:-1], h, w, c).astype(self.dtype)
+        if flat.dtype == jnp.uint8:  # float pixels arrive standardised (``--input_norm``)
+            x = x / 255.0
         p = self.pool
         if p > 1:  # a reshape and a mean: far cheaper on XLA's CPU backend than reduce_window
             if h % p or w % p:

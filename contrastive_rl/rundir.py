@@ -39,8 +39,9 @@ run files but no config.json           none         RunDirError: pass --overwrit
 ``--resume`` together with ``--overwrite`` is refused. While a run writes to its directory it
 holds an exclusive ``flock`` on ``.crl.lock`` there (the :class:`RunDir` returned by
 :func:`prepare` holds it until ``release``, or until the process ends, however it ends).
-"Same config" ignores the ``run_dir`` field (the place, not the experiment): the stored
-config.json records the directory it was written to.
+"Same config" ignores the ``run_dir`` field (the place, not the experiment; the stored
+config.json records the directory it was written to) and the ``wandb*`` fields (where the scalars
+are mirrored).
 
 Metrics: non-finite floats are written to JSONL as the strings ``"NaN"``, ``"Infinity"`` and
 ``"-Infinity"`` (the file stays strict JSON, and NaN stays distinguishable from a diverged +-inf);
@@ -65,7 +66,7 @@ import shutil
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -82,8 +83,9 @@ STEP_KEY = "env_steps"
 # Everything a run writes; --overwrite deletes exactly these (and their temporary files).
 RUN_FILES = (CONFIG_FILE, METRICS_JSONL, METRICS_CSV, DATA_FILE, META_FILE)
 LOG_FILES = (METRICS_JSONL, METRICS_CSV)
-# Ignored when comparing a stored config with a new one.
-IGNORED_FIELDS = ("run_dir",)
+# Ignored when comparing a stored config with a new one: where the run is written and where its
+# scalars are mirrored, not what it computes.
+IGNORED_FIELDS = ("run_dir", "wandb", "wandb_project", "wandb_name", "wandb_mode")
 
 
 class RunDirError(ValueError):
@@ -553,6 +555,14 @@ def _csv_text(columns: list[str], records: Iterable[Mapping[str, Any]]) -> str:
     return buf.getvalue()
 
 
+class ScalarMirror(Protocol):
+    """Somewhere else the logged scalars go (Weights & Biases): what TensorBoard gets."""
+
+    def log(self, scalars: Mapping[str, int | float], step: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class MetricsLogger:
     """Appends records to ``metrics.jsonl``, ``metrics.csv`` and TensorBoard under ``path``.
 
@@ -568,13 +578,21 @@ class MetricsLogger:
 
     ``step_key`` names the record field that is the TensorBoard step and that
     :meth:`truncate_after` compares: ``env_steps``, or ``grad_steps`` for offline runs.
+
+    ``mirrors`` (e.g. ``wandb_mirror.WandbMirror``) receive exactly the scalars TensorBoard gets,
+    ``mirror.log(scalars, step)``, and are closed with the logger.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], resume: bool = False, step_key: str = STEP_KEY
+        self,
+        path: str | os.PathLike[str],
+        resume: bool = False,
+        step_key: str = STEP_KEY,
+        mirrors: Iterable[ScalarMirror] = (),
     ):
         self.path = os.fspath(path)
         self.step_key = step_key
+        self.mirrors = list(mirrors)
         os.makedirs(self.path, exist_ok=True)
         self.jsonl_file = os.path.join(self.path, METRICS_JSONL)
         self.csv_file = os.path.join(self.path, METRICS_CSV)
@@ -627,11 +645,13 @@ class MetricsLogger:
             )
             self._csv.flush()
 
+        scalars = {k: v for k, v in clean.items() if k != key and v is not None}
         writer = self._tb()
-        for k, v in clean.items():
-            if k != key and v is not None:
-                writer.add_scalar(k, v, global_step=step)
+        for k, v in scalars.items():
+            writer.add_scalar(k, v, global_step=step)
         writer.flush()
+        for mirror in self.mirrors:
+            mirror.log(scalars, step)
 
     def truncate_after(self, env_steps: int) -> int:
         """Drop the records whose ``step_key`` is greater than ``env_steps``; returns how many.
@@ -662,6 +682,8 @@ class MetricsLogger:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        for mirror in self.mirrors:
+            mirror.close()
 
     def __enter__(self) -> MetricsLogger:
         return self
@@ -707,6 +729,7 @@ __all__ = [
     "RunDir",
     "RunDirError",
     "RunLock",
+    "ScalarMirror",
     "StorageError",
     "config_differences",
     "config_from_dict",

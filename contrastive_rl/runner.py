@@ -156,7 +156,9 @@ class Run:
             self.progress = Progress.from_checkpoint(meta["progress"])
             self.saved_env_steps = self.step
         counter = self.trainer.budget.counter
-        self.metrics = rundir.MetricsLogger(self.path, resume=resume, step_key=counter)
+        self.metrics = rundir.MetricsLogger(
+            self.path, resume=resume, step_key=counter, mirrors=self._mirrors(resume, counter)
+        )
         self.last_eval: dict[str, float] = {}
         if resume:
             self.metrics.truncate_after(self.step)
@@ -177,6 +179,14 @@ class Run:
             f"{current['episode_length']}, {current['sha256'][:12]}...); restore that file, or "
             f"start a new run (--overwrite, or another run_dir)"
         )
+
+    def _mirrors(self, resume: bool, step_key: str = rundir.STEP_KEY) -> list[rundir.ScalarMirror]:
+        """Where the logged scalars go besides TensorBoard (``--wandb``), at ``step_key``."""
+        if not self.config.wandb:
+            return []
+        from contrastive_rl.wandb_mirror import WandbMirror
+
+        return [WandbMirror(self.config, self.path, resume, step_metric=step_key)]
 
     # -- one step at a time ------------------------------------------------------------------
     def save(self) -> None:

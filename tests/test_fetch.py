@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from gymnasium_robotics.utils import mujoco_utils
 
-from contrastive_rl.envs.fetch import FetchEnv, make_fetch
+from contrastive_rl.envs.fetch import ORIGINAL_UNLIMITED_JOINTS, FetchEnv, make_fetch
 from contrastive_rl.envs.host import make_host_env
 
 SEEDS = range(20)
@@ -189,3 +189,22 @@ def test_random_steps_past_the_time_limit_stay_finite(name, request):
         state = env.step(rng.uniform(-2, 2, env.spec.action_dim))  # clipped by gym
         assert state.dtype == np.float32 and np.all(np.isfinite(state))
     assert np.isfinite(env.goal_distance())
+
+
+@pytest.mark.parametrize("name", ["fetch_reach", "fetch_push"])
+def test_joint_limits_of_the_original(name, request):
+    """The seven joints gym 0.19's XML left without `limited` are unlimited, the rest as loaded,
+    and already during the set-up steps: the torso rests below its lower limit (0.0386) where a
+    limited set-up pushes it up to 1.3e-3."""
+    env = request.getfixturevalue(name.removeprefix("fetch_"))
+    model = env.gym_env.model
+    loaded = mujoco.MjModel.from_xml_path(env.gym_env.fullpath)
+    names = [model.joint(j).name for j in range(model.njnt)]
+    assert set(ORIGINAL_UNLIMITED_JOINTS) <= set(names)
+    for j, joint in enumerate(names):
+        expected = 0 if joint in ORIGINAL_UNLIMITED_JOINTS else loaded.jnt_limited[j]
+        assert model.jnt_limited[j] == expected, joint
+        np.testing.assert_array_equal(model.jnt_range[j], loaded.jnt_range[j])
+    assert all(loaded.jnt_limited[names.index(j)] == 1 for j in ORIGINAL_UNLIMITED_JOINTS)
+    torso = model.jnt_qposadr[names.index("robot0:torso_lift_joint")]
+    assert abs(env.gym_env.initial_qpos[torso]) < 1e-4

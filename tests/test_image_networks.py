@@ -86,3 +86,15 @@ def test_networks_for_an_image_spec_take_uint8_images():
     assert loc.shape == (B, 2) and logits.shape == (B, B, 1)
     state_nets = make_networks(make_env("point_Small").spec, make_config("point_Small"))
     assert state_nets.critic.image_shape is None  # vector tasks keep their MLPs
+
+
+def test_torso_takes_float_pixels_as_they_are():
+    """Standardised (float) pixels skip the /255 that uint8 pixels get."""
+    torso = AtariTorso(SHAPE)
+    x = _images(jax.random.key(0))
+    params = torso.init(jax.random.key(1), x)
+    as_float = x.astype(jnp.float32) / 255.0
+    np.testing.assert_allclose(
+        torso.apply(params, as_float), torso.apply(params, x), rtol=1e-5, atol=1e-6
+    )
+    assert not np.allclose(torso.apply(params, x.astype(jnp.float32)), torso.apply(params, x))

@@ -23,10 +23,14 @@ assert not heavy, f"imported {{heavy}}"
         "from contrastive_rl.cli import main\nmain(['list'])",
         "from contrastive_rl.cli import main\ntry:\n    main(['train', '-h'])\nexcept SystemExit:\n"
         "    pass",
+        "from contrastive_rl.cli import main\ntry:\n    main(['sweep', '-h'])\nexcept SystemExit:\n"
+        "    pass",
+        "import tempfile\nfrom contrastive_rl.cli import main\n"
+        "main(['sweep', '--sweep_dir', tempfile.mkdtemp(), '--env', 'point_U', '--dry_run'])",
         "import contrastive_rl\ncontrastive_rl.make_config('point_FourRooms', preset='quick')",
         "import contrastive_rl.rundir, contrastive_rl.envs\ncontrastive_rl.envs.ENV_STATUS",
     ],
-    ids=["help", "list", "train-help", "config", "rundir"],
+    ids=["help", "list", "train-help", "sweep-help", "sweep-dry-run", "config", "rundir"],
 )
 def test_no_heavy_import(code):
     result = subprocess.run(

@@ -14,9 +14,17 @@ at the gripper position ``[0:3]``; push puts it at both the gripper ``[0:3]`` an
 
 The environment is used unwrapped: Gymnasium's ``TimeLimit`` (50 steps) and checkers are dropped,
 since the training loop itself counts ``spec.episode_length`` steps and never resets early.
+
+Joint limits are the original's: in gym 0.19's ``robot.xml`` seven arm and body joints
+(``ORIGINAL_UNLIMITED_JOINTS``) have a ``range`` but no ``limited`` attribute, so MuJoCo 2.0 left
+them unlimited; Gymnasium-Robotics marks them limited and MuJoCo 3 enforces them (the torso
+starts below its lower limit). They are unlimited here as soon as the model is loaded, before
+Gymnasium-Robotics' set-up steps compute the initial state.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import gymnasium as gym
 import gymnasium_robotics
@@ -37,6 +45,51 @@ FETCH_TASKS: dict[str, tuple[str, int, str, tuple[int, ...]]] = {
 }
 
 
+# Joints with a range but no `limited` attribute in gym 0.19's Fetch robot.xml: unlimited there.
+ORIGINAL_UNLIMITED_JOINTS = tuple(
+    f"robot0:{name}_joint"
+    for name in (
+        "torso_lift",
+        "head_pan",
+        "head_tilt",
+        "shoulder_pan",
+        "shoulder_lift",
+        "elbow_flex",
+        "wrist_flex",
+    )
+)
+
+
+def unlimit_original_joints(model: mujoco.MjModel) -> None:
+    """Turn off the limits of ``ORIGINAL_UNLIMITED_JOINTS``, as MuJoCo 2.0 read gym 0.19's XML."""
+    for name in ORIGINAL_UNLIMITED_JOINTS:
+        joint = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
+        if joint < 0:
+            raise RuntimeError(f"the Fetch model has no joint {name!r}")
+        model.jnt_limited[joint] = 0
+
+
+def make_gym_fetch(gym_id: str) -> Any:
+    """The unwrapped Gymnasium-Robotics environment ``gym_id`` with the original's joint limits.
+
+    Its class is subclassed so that the limits change between loading the model and the set-up
+    steps that compute the initial state (``_env_setup``), as if the XML had declared them so.
+    """
+    gym.register_envs(gymnasium_robotics)
+    spec = gym.spec(gym_id)
+    base = gym.envs.registration.load_env_creator(spec.entry_point)
+
+    class OriginalLimits(base):
+        def _env_setup(self, initial_qpos: Any) -> None:
+            unlimit_original_joints(self.model)
+            super()._env_setup(initial_qpos)
+
+    OriginalLimits.__name__ = OriginalLimits.__qualname__ = f"{base.__name__}OriginalLimits"
+    env = OriginalLimits(**spec.kwargs)
+    env.spec = spec  # what gym.make records on the environment it builds
+    return env
+
+
 # Where the achieved goal (gripper or object position) sits in the state: what success measures.
 ACHIEVED_DIMS = {"fetch_reach": (0, 1, 2), "fetch_push": (3, 4, 5)}
 
@@ -46,8 +99,7 @@ class FetchEnv(HostEnv):
 
     def __init__(self, name: str) -> None:
         gym_id, state_dim, achieved_site, self._goal_slots = FETCH_TASKS[name]
-        gym.register_envs(gymnasium_robotics)
-        self.gym_env = gym.make(gym_id, disable_env_checker=True).unwrapped
+        self.gym_env = make_gym_fetch(gym_id)
         self.spec = EnvSpec(
             name=name,
             state_dim=state_dim,

@@ -66,6 +66,10 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "mjx": ("mujoco", "mujoco-mjx"),
     "gym": ("gymnasium",),
     "offline": ("h5py",),
+    # Not environments: the experiment tools and the W&B mirror.
+    "plot": ("matplotlib", "imageio", "imageio-ffmpeg"),
+    "ray": ("ray",),
+    "wandb": ("wandb",),
 }
 ENV_EXTRA: dict[str, str] = {
     **{name: "sawyer" for name in SAWYER_ENVS},

@@ -145,6 +145,17 @@ class FreeCamera:
     elevation: float
 
 
+@dataclass(frozen=True)
+class Marker:
+    """A geom drawn into a rendered scene only: ``kind`` an ``mjtGeom`` (2 sphere, 5 cylinder),
+    ``size`` as MuJoCo's geom size, ``pos`` in world coordinates."""
+
+    pos: tuple[float, float, float]
+    size: tuple[float, float, float]
+    rgba: tuple[float, float, float, float]
+    kind: int = 2
+
+
 class SceneRenderer:
     """Renders one model from one camera to ``[size, size, 3]`` uint8.
 
@@ -204,8 +215,9 @@ class SceneRenderer:
         cam.type, cam.fixedcamid = mujoco.mjtCamera.mjCAMERA_FIXED, index
         return cam
 
-    def render(self, data: Any) -> np.ndarray:
-        """The scene of ``data`` now (positions as last computed by a forward pass)."""
+    def render(self, data: Any, markers: tuple[Marker, ...] = ()) -> np.ndarray:
+        """The scene of ``data`` now (positions as last computed by a forward pass), with
+        ``markers`` drawn into it (e.g. the goal in a video; they never touch the model)."""
         import mujoco
 
         self._gl.make_current()
@@ -218,6 +230,18 @@ class SceneRenderer:
             mujoco.mjtCatBit.mjCAT_ALL,
             self._scene,
         )
+        for marker in markers:
+            if self._scene.ngeom >= self._scene.maxgeom:
+                break
+            mujoco.mjv_initGeom(
+                self._scene.geoms[self._scene.ngeom],
+                int(marker.kind),
+                np.asarray(marker.size, np.float64),
+                np.asarray(marker.pos, np.float64),
+                np.eye(3).reshape(-1),
+                np.asarray(marker.rgba, np.float32),
+            )
+            self._scene.ngeom += 1
         mujoco.mjr_render(self._rect, self._scene, self._mjr)
         mujoco.mjr_readPixels(self._pixels, None, self._rect, self._mjr)
         return (self._pixels[::-1] if self.rows_top_down else self._pixels).copy()

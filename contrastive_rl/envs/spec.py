@@ -6,7 +6,7 @@ without starting JAX.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,8 +31,10 @@ class EnvSpec:
     image_shape: tuple[int, int, int] | None = None
     # Where the world's extent is known (maze positions): per state dimension, the shift and scale
     # that give it zero mean and unit variance over that extent (``--input_norm``); None where not.
-    input_shift: tuple[float, ...] | None = None
-    input_scale: tuple[float, ...] | None = None
+    # Point images: the mean image over the maze's free space and one scale for all pixels
+    # (arrays of state_dim; derived from the name, so left out of comparisons and hashes).
+    input_shift: Sequence[float] | None = field(default=None, compare=False, repr=False)
+    input_scale: Sequence[float] | None = field(default=None, compare=False, repr=False)
     # The goal dimensions whose Euclidean distance the success rule thresholds (the puck of
     # sawyer_push, the handle of sawyer_drawer); None = the whole goal.
     success_dims: tuple[int, ...] | None = None

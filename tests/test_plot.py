@@ -1,0 +1,105 @@
+"""`crl plot`: curves, bands and the summary table from run directories the test writes."""
+
+import os
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from run_dirs import write_run  # tests/run_dirs.py
+
+from contrastive_rl.cli import main
+from contrastive_rl.config import ConfigError
+from contrastive_rl.experiments import plot
+
+
+@pytest.fixture
+def sweep_dir(tmp_path):
+    root = str(tmp_path / "sweep")
+    write_run(root, "point_U", "contrastive_nce", 0, [(1000, 0.2), (2000, 0.6), (3000, 0.8)])
+    write_run(root, "point_U", "contrastive_nce", 1, [(1000, 0.4), (2000, 0.6), (3000, 1.0)])
+    write_run(root, "point_U", "contrastive_nce", 2, [(1000, 0.0), (2000, 0.9), (3000, 0.9)])
+    write_run(root, "point_U", "gcbc", 0, [(1000, 0.1), (3000, 0.3)])  # 2000 interpolated: 0.2
+    write_run(root, "point_U", "gcbc", 1, [(1000, 0.3), (2000, 0.4)])  # ends early
+    write_run(root, "point_Small", "gcbc", 0, [(500, 0.5)])
+    return root
+
+
+def test_curves_are_the_seed_means_with_std_bands(sweep_dir):
+    groups = plot.group_runs(plot.find_runs([sweep_dir]))
+    assert list(groups) == ["point_Small", "point_U"]
+    assert list(groups["point_U"]) == ["contrastive_nce", "gcbc"]
+    data = plot.curves(groups, "eval/success")
+    nce = data["point_U"]["contrastive_nce"]
+    np.testing.assert_array_equal(nce.x, [1000, 2000, 3000])
+    np.testing.assert_allclose(nce.mean, [0.2, 0.7, 0.9])
+    std = [0.2, np.std([0.6, 0.6, 0.9], ddof=1), 0.1]  # sample std over the three seeds
+    np.testing.assert_allclose(nce.high - nce.mean, std)
+    np.testing.assert_allclose(nce.mean - nce.low, std)
+    np.testing.assert_array_equal(nce.n, [3, 3, 3])
+    gcbc = data["point_U"]["gcbc"]
+    np.testing.assert_allclose(gcbc.mean, [0.2, 0.3, 0.3])  # (0.2 + 0.4) / 2 at 2000; one at 3000
+    np.testing.assert_array_equal(gcbc.n, [2, 2, 1])
+    by_time = plot.curves(groups, "eval/success", x="wall_time")["point_U"]["contrastive_nce"]
+    np.testing.assert_allclose(by_time.x, [2.0, 4.0, 6.0])
+    np.testing.assert_allclose(by_time.mean, nce.mean)
+
+
+def test_bootstrap_band_brackets_the_mean(sweep_dir):
+    groups = plot.group_runs(plot.find_runs([sweep_dir]))
+    ci = plot.curves(groups, "eval/success", band="ci")["point_U"]["contrastive_nce"]
+    assert np.all(ci.low <= ci.mean + 1e-12) and np.all(ci.mean <= ci.high + 1e-12)
+    np.testing.assert_allclose(ci.low[0], 0.0)  # resampling can draw seed 2 (0.0) three times
+    np.testing.assert_allclose(ci.high[0], 0.4)  # ... or seed 1 (0.4) three times
+    assert ci.low[2] >= 0.8 and ci.high[2] <= 1.0
+
+
+def test_summary_table_final_and_best(sweep_dir):
+    groups = plot.group_runs(plot.find_runs([sweep_dir]))
+    rows = {(r["env"], r["label"]): r for r in plot.summary_rows(groups, "eval/success")}
+    nce = rows[("point_U", "contrastive_nce")]
+    assert nce["seeds"] == 3 and nce["env_steps"] == (3000, 3000)
+    np.testing.assert_allclose(nce["final"], (0.9, 0.1))
+    np.testing.assert_allclose(nce["best"], (0.9, 0.1))
+    gcbc = rows[("point_U", "gcbc")]
+    np.testing.assert_allclose(gcbc["final"], (0.35, np.std([0.3, 0.4], ddof=1)))
+    assert gcbc["env_steps"] == (2000, 3000)
+    table = plot.markdown_table(list(rows.values()))
+    assert "| point_U | contrastive_nce | 3 | 3,000 | 0.900 ± 0.100 | 0.900 ± 0.100 |" in table
+    assert "| point_U | gcbc | 2 | 2,000-3,000 | 0.350 ± 0.071 |" in table
+
+
+def test_other_differing_fields_become_separate_lines(tmp_path):
+    write_run(tmp_path, "point_U", "gcbc", 0, [(1000, 0.1)], batch_size=64)
+    os.rename(tmp_path / "point_U-gcbc-seed0", tmp_path / "a")
+    write_run(tmp_path, "point_U", "gcbc", 0, [(1000, 0.5)], batch_size=128)
+    groups = plot.group_runs(plot.find_runs([str(tmp_path)]))
+    assert list(groups["point_U"]) == ["gcbc, batch_size=128", "gcbc, batch_size=64"]
+
+
+def test_crl_plot_writes_png_svg_and_table(sweep_dir, tmp_path, capsys):
+    import imageio.v3 as iio
+
+    out = tmp_path / "figs"
+    assert main(["plot", sweep_dir, "--out", str(out), "--band", "ci", "--title", "test"]) == 0
+    printed = capsys.readouterr().out
+    assert "| point_U | contrastive_nce | 3 | 3,000 | 0.900 ± 0.100 |" in printed
+    image = iio.imread(out / "curves.png")
+    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 500  # two panels
+    assert ET.parse(out / "curves.svg").getroot().tag.endswith("svg")
+    assert (out / "curves.md").read_text() == printed.rstrip("\n") + "\n"
+    assert main(["plot", os.path.join(sweep_dir, "point_Small-gcbc-seed0")]) == 0
+    assert os.path.isfile(os.path.join(sweep_dir, "point_Small-gcbc-seed0", "plots", "curves.png"))
+
+
+def test_errors_name_the_problem(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="no run directory"):
+        plot.plot_runs([str(tmp_path)], str(tmp_path / "out"))
+    with pytest.raises(ConfigError, match="is not a directory"):
+        plot.find_runs([str(tmp_path / "missing")])
+    write_run(tmp_path, "point_U", "gcbc", 0, [(1000, 0.1)])
+    with pytest.raises(ConfigError, match="has logged 'eval/nothing' yet"):
+        plot.plot_runs([str(tmp_path)], str(tmp_path / "out"), metric="eval/nothing")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ConfigError, match=r"pip install 'contrastive_rl\[plot\]'"):
+        plot.plot_runs([str(tmp_path)], str(tmp_path / "out"))
