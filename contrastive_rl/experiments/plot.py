@@ -24,7 +24,7 @@ import numpy as np
 from contrastive_rl.config import ConfigError
 from contrastive_rl.envs.registry import install_hint
 
-X_AXES = {"env_steps": "env steps", "wall_time": "wall time (s)"}
+X_AXES = {"env_steps": "env steps", "grad_steps": "gradient steps", "wall_time": "wall time (s)"}
 BANDS = ("std", "ci")
 # Config fields that never make two runs different lines: the seed (averaged over), where the
 # run is written or mirrored.
