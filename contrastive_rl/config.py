@@ -207,6 +207,26 @@ PRESETS: dict[str, dict[str, Any]] = {
     "image": IMAGE_SETTINGS,
     # The original's offline settings, also applied by themselves to every offline_* name.
     "offline": OFFLINE_SETTINGS,
+    # Offline tasks on a 2-core CPU (docs/offline.md), for offline_* names only: the offline
+    # settings (twin critics, repr 16, bc_coef 0.05, random_goals 0) with (256, 256) networks
+    # and batch 256. Chosen by measurement (benchmarks/throughput.py, offline_point_FourRooms,
+    # gradient steps/s under a shared load of 5-7): batch/hidden 1024/(1024, 1024) 0.8,
+    # 256/(512, 512) 11.6, 256/(256, 256) 24.2, 128/(128, 128) 40.1. On offline_point_FourRooms
+    # from `crl collect`'s 200k rows (seed 0, 100 evaluation episodes), 256/(256, 256) reached
+    # 0.84 success at 7.5k gradient steps and 0.96 at 20k (0.96-0.97 to 30k); 128/(128, 128)
+    # 0.63 at 7.5k, 0.83 at 15k, 0.88 at 20k, no sooner in wall time under that load; the
+    # untrained policy 0.10-0.16. lr 1e-3 and standardised maze coordinates are the quick
+    # preset's.
+    "offline_quick": {
+        "steps": 20_000,
+        "batch_size": 256,
+        "hidden_layer_sizes": (256, 256),
+        "learning_rate": 1e-3,
+        "actor_learning_rate": 1e-3,
+        "input_norm": True,
+        "eval_every": 2_500,
+        "eval_episodes": 100,
+    },
     # Learning from pixels on a 2-core CPU (docs/images.md). The conv torsos dominate the update;
     # 16x16 after pooling by 4 and batch 64 keep it at about 4-7 updates/s here. Pixels
     # standardised by the mean image over the maze (--input_norm): without it the critic settled
@@ -379,6 +399,12 @@ def validate(c: Config) -> None:
         raise ConfigError(
             f"{c.env} trains from a dataset: give --dataset PATH (a D4RL .hdf5 file, a Minari "
             f"dataset directory or an OGBench .npz); `crl collect --env {c.env}` makes one"
+        )
+    if c.preset == "offline_quick" and not offline:
+        hint = f"; did you mean --env offline_{c.env}?" if f"offline_{c.env}" in ENV_STATUS else ""
+        raise ConfigError(
+            f"preset offline_quick is for offline_* environments (its budget counts gradient "
+            f"steps); {c.env!r} collects its own data{hint}"
         )
     if c.dataset and not offline:
         hint = f"; did you mean --env offline_{c.env}?" if f"offline_{c.env}" in ENV_STATUS else ""
