@@ -127,6 +127,37 @@ def test_goal_markers_and_lasers_are_hidden(env):
         assert model.site("goal").rgba[3] == 0
 
 
+def test_pictures_are_what_the_renderer_with_reflections_draws(env):
+    """Sawyer's tasks skip MuJoCo's mirror passes to save time: no camera sees a reflecting
+    surface, so the start and goal pictures must be the ones drawn with reflections on.
+    Fetch's scene has nothing that reflects, so its renderer keeps MuJoCo's default."""
+    if env.renderer.reflections:
+        assert not env.model.mat_reflectance.any()
+        return
+    reference = SceneRenderer(
+        env.model, env.camera, rows_top_down=env.renderer.rows_top_down, reflections=True
+    )
+    try:
+        state, goal = env.reset(3)
+        np.testing.assert_array_equal(state, reference.render(env.data).reshape(-1))
+        env.set_physics(env.goal_physics)
+        np.testing.assert_array_equal(goal, reference.render(env.data).reshape(-1))
+    finally:
+        reference.close()
+
+
+def test_offscreen_buffer_holds_one_picture_and_the_model_keeps_its_size(env):
+    model_size = (env.model.vis.global_.offwidth, env.model.vis.global_.offheight)
+    assert model_size[0] > 64 and model_size[1] > 64  # Meta-World 640x480, Fetch 480x480
+    renderer = SceneRenderer(env.model, env.camera, size=32)
+    try:
+        assert (renderer._mjr.offWidth, renderer._mjr.offHeight) == (32, 32)
+        assert (env.renderer._mjr.offWidth, env.renderer._mjr.offHeight) == (64, 64)
+        assert (env.model.vis.global_.offwidth, env.model.vis.global_.offheight) == model_size
+    finally:
+        renderer.close()
+
+
 def test_rows_top_down_or_as_opengl_reads_them():
     """A green floor below a grey sky: the floor fills the bottom rows of an upright image."""
     model = mujoco.MjModel.from_xml_string(

@@ -67,6 +67,7 @@ def test_summary_table_final_and_best(sweep_dir):
     table = plot.markdown_table(list(rows.values()))
     assert "| point_U | contrastive_nce | 3 | 3,000 | 0.900 ± 0.100 | 0.900 ± 0.100 |" in table
     assert "| point_U | gcbc | 2 | 2,000-3,000 | 0.350 ± 0.071 |" in table
+    assert "| point_Small | gcbc | 1 | 500 | 0.500 | 0.500 |" in table  # one seed: no spread
 
 
 def test_other_differing_fields_become_separate_lines(tmp_path):

@@ -139,9 +139,11 @@ def test_verdicts_follow_the_rules(runs, tmp_path):
 def test_crl_report_command(runs, tmp_path, capsys):
     root, claims = runs
     out = tmp_path / "R.md"
-    assert main(["report", root, "--claims", claims, "--out", str(out)]) == 0
+    note = "Budget: 10k env steps on a 2-core CPU."
+    assert main(["report", root, "--claims", claims, "--out", str(out), "--note", note]) == 0
     assert "5 holds, 2 does not hold, 2 not tested" in capsys.readouterr().out
-    assert out.is_file()
+    text = out.read_text()
+    assert text.index(note) > text.index("## Budget") and text.index(note) < text.index("## Curves")
 
 
 def test_claims_file_errors(tmp_path):

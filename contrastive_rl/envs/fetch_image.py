@@ -45,8 +45,13 @@ class FetchImage(ImageHostEnv):
         lasers = tuple(
             i for i in range(model.ngeom) if model.body(model.geom_bodyid[i]).name == "robot0:mocap"
         )
+        self.camera = CAMERAS[name]
         self.renderer = SceneRenderer(
-            model, CAMERAS[name], hide_geoms=lasers, hide_sites=("target0",), rows_top_down=True
+            model,
+            self.camera,
+            hide_geoms=lasers,
+            hide_sites=("target0",),
+            rows_top_down=True,
         )
         self.goal = np.zeros(3)
 

@@ -61,6 +61,7 @@ class ImageHostEnv(HostEnv):
     """
 
     task: HostEnv
+    camera: render.FixedCamera | render.FreeCamera
     renderer: render.SceneRenderer
     goal_physics: np.ndarray
     goal_image: np.ndarray

@@ -54,7 +54,11 @@ class SawyerImage(ImageHostEnv):
         self.mw = self.task.mw
         self.spec = image_spec(name, self.episode_length, self.success_threshold)
         self.renderer = SceneRenderer(
-            self.mw.model, self.camera, hide_sites=self.hidden_sites, rows_top_down=False
+            self.mw.model,
+            self.camera,
+            hide_sites=self.hidden_sites,
+            rows_top_down=False,
+            reflections=False,  # only the floor and the table's rims reflect; never in view
         )
         self.goal = np.zeros(3)
 

@@ -117,6 +117,7 @@ def add_commands(commands: Any) -> dict[str, Handler]:
     _flag(report, "claims", required=True, metavar="TOML", help="the claims (sweeps/claims.toml)")
     _flag(report, "out", default="REPRODUCTION.md", help="the report (default REPRODUCTION.md)")
     _flag(report, "figures", metavar="DIR", help="figure directory (default: figures/ beside it)")
+    _flag(report, "note", default="", help="a paragraph under the budget (machine, load, why)")
     handlers = {"sweep": command_sweep, "plot": command_plot, "video": command_video}
     handlers["report"] = command_report
     for name, parser in (("sweep", sweep), ("plot", plot), ("video", video), ("report", report)):
@@ -211,7 +212,7 @@ def command_video(args: argparse.Namespace) -> int:
 def command_report(args: argparse.Namespace) -> int:
     from contrastive_rl.experiments.report import make_report
 
-    result = make_report(args.paths, args.claims, args.out, args.figures)
+    result = make_report(args.paths, args.claims, args.out, args.figures, args.note)
     counts = ", ".join(f"{n} {s}" for s, n in result["counts"].items())
     print(f"wrote {result['report']} ({counts}) and {', '.join(result['figures'])}")
     return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -178,8 +179,14 @@ def final_value(run: RunData, metric: str, window: int = 1) -> float | None:
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std; the std is NaN for a single seed (it has no spread to show)."""
     a = np.asarray(values, np.float64)
-    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else float("nan")
+
+
+def mean_std_text(mean: float, std: float) -> str:
+    """``0.870 ± 0.049``, or ``0.060`` alone for one seed."""
+    return f"{mean:.3f}" if np.isnan(std) else f"{mean:.3f} ± {std:.3f}"
 
 
 def summary_rows(groups: Groups, metric: str, window: int = 1) -> list[dict[str, Any]]:
@@ -218,12 +225,19 @@ def markdown_table(rows: Sequence[dict[str, Any]], metric: str = "eval/success")
         final, best = r["final"], r["best"]
         lines.append(
             f"| {r['env']} | {r['label']} | {r['seeds']} | {steps} | "
-            f"{final[0]:.3f} ± {final[1]:.3f} | {best[0]:.3f} ± {best[1]:.3f} |"
+            f"{mean_std_text(*final)} | {mean_std_text(*best)} |"
         )
     return "\n".join(lines) + "\n"
 
 
 # -- the figure ---------------------------------------------------------------------------------
+
+
+def _steps_label(value: float, _position: int) -> str:
+    """Env steps as 0, 500, 12.5k, 1M."""
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:g}M"
+    return f"{value / 1e3:g}k" if abs(value) >= 1e3 else f"{value:g}"
 
 
 def import_pyplot() -> Any:
@@ -252,6 +266,8 @@ def draw(
 ) -> list[str]:
     """One panel per environment; writes ``out_base``.png and .svg and returns their paths."""
     plt = import_pyplot()
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
     envs = list(data)
     cols = min(3, len(envs))
     rows = -(-len(envs) // cols)
@@ -274,6 +290,9 @@ def draw(
             ax.fill_between(c.x, c.low, c.high, color=colors[label], alpha=0.2, linewidth=0)
         ax.set_title(env)
         ax.set_xlabel(X_AXES[x])
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # long step counts must not overlap
+        if x == "env_steps":
+            ax.xaxis.set_major_formatter(FuncFormatter(_steps_label))
         ax.set_ylabel(metric)
         if "success" in metric:
             ax.set_ylim(-0.02, 1.02)
@@ -281,7 +300,9 @@ def draw(
         ax.legend(fontsize=7, loc="best")
     for ax in list(axes.flat)[len(envs) :]:
         ax.set_visible(False)
-    fig.suptitle(f"{title + ': ' if title else ''}mean over seeds, band {band_name}", fontsize=9)
+    suptitle = f"{title + ': ' if title else ''}mean over seeds, band {band_name}"
+    # Wrapped to the figure's width: a one-panel figure would cut a long title at both ends.
+    fig.suptitle(textwrap.fill(suptitle, width=int(4.6 * cols * 14)), fontsize=9)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(out_base)), exist_ok=True)
     written = []

@@ -129,8 +129,8 @@ def judge(claim: Claim, table: dict[tuple[str, str], list[float]]) -> Verdict:
 
     def shown(env: str, alg: str) -> str:
         v = table[(env, alg)]
-        std = np.std(v, ddof=1) if len(v) > 1 else 0.0
-        return f"{alg} on {env}: {np.mean(v):.3f} ± {std:.3f} (n={len(v)})"
+        std = np.std(v, ddof=1) if len(v) > 1 else float("nan")
+        return f"{alg} on {env}: {plot.mean_std_text(float(np.mean(v)), std)} (n={len(v)})"
 
     measured = sorted({shown(env, alg) for env, alg in needed})
     m, envs = claim.margin, claim.envs
@@ -173,9 +173,14 @@ def budget_rows(runs: Sequence[plot.RunData]) -> list[str]:
 
 
 def make_report(
-    paths: Sequence[str], claims_file: str, out: str = "REPRODUCTION.md", figures: str | None = None
+    paths: Sequence[str],
+    claims_file: str,
+    out: str = "REPRODUCTION.md",
+    figures: str | None = None,
+    note: str = "",
 ) -> dict[str, Any]:
-    """Write the report to ``out``, its figure to ``figures`` (default: beside it)."""
+    """Write the report to ``out``, its figure to ``figures`` (default: beside it); ``note``
+    (Markdown) goes under the budget: the machine, its load, why this budget."""
     settings, claims = read_claims(claims_file)
     metric, window = settings["metric"], int(settings["window"])
     figures = figures or os.path.join(os.path.dirname(os.path.abspath(out)), "figures")
@@ -198,6 +203,7 @@ def make_report(
         "|---|---|---|---|---|---|",
         *budget_rows(runs),
         "",
+        *([note, ""] if note else []),
         "## Curves",
         "",
         f"![curves]({png})",
