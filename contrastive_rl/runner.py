@@ -242,9 +242,10 @@ class Run:
             "wall_time": round(p.wall_time, 3),
             **self.last_eval,
             **mean_metrics(p.pending_metrics),
-            "time/env_steps_per_s": env_sps,
             "time/grad_steps_per_s": grad_sps,
         }
+        if self.trainer.budget.counter == "env_steps":  # offline runs collect nothing
+            record["time/env_steps_per_s"] = env_sps
         self.metrics.log(record)
         p.pending_metrics = []
         p.eval_pending = False

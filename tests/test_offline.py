@@ -101,6 +101,7 @@ def test_offline_run_trains_from_the_dataset_evaluates_and_checkpoints(straight,
     records = rundir.read_metrics(path)
     assert [r["grad_steps"] for r in records] == [128, 256, 384]
     assert all(r["env_steps"] == 0 for r in records)  # nothing is collected
+    assert all("time/env_steps_per_s" not in r and r["time/grad_steps_per_s"] > 0 for r in records)
     assert "train/bc_loss" in records[-1] and "train/critic_loss" in records[-1]
     meta = json.load(open(f"{path}/checkpoint.json"))
     assert meta["step"] == 384 and meta["progress"]["grad_steps"] == 384
