@@ -18,9 +18,15 @@ For host environments (CPU simulators in worker processes) it measures, for 1..N
 beside the bare update, and for MuJoCo image tasks first the camera alone in one process
 (``render alone``, frames/s; ``benchmarks/render_mujoco.py`` has more).
 
+For offline tasks (``offline_*``, with ``--dataset``) nothing is collected: it measures the
+loop (K updates, each sampling its batch from the dataset's replay) against the bare update,
+in gradient steps/s.
+
     python benchmarks/throughput.py --env point_FourRooms --preset quick
     python benchmarks/throughput.py --env point_image_FourRooms --preset image_quick
     python benchmarks/throughput.py --env fetch_reach --num_envs 32 --max_workers 2
+    python benchmarks/throughput.py --env offline_point_FourRooms --dataset fr.hdf5 \
+        --preset offline_quick
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import numpy as np
 
 from contrastive_rl.cli import add_config_flags
 from contrastive_rl.config import FIELDS, make_config
-from contrastive_rl.envs import MUJOCO_IMAGE_ENVS, resolve_backend
+from contrastive_rl.envs import MUJOCO_IMAGE_ENVS, is_offline, resolve_backend
 from contrastive_rl.trainer import Trainer
 
 
@@ -144,6 +150,32 @@ def bare_update_rate(trainer: Trainer, state, repeats: int) -> float:
     return k / timed(lambda: bare_update(state, fixed), repeats)
 
 
+def measure_offline(config, repeats: int) -> list[tuple[str, float, float]]:
+    """The offline loop (K updates sampling from the dataset) against the bare update."""
+    trainer = Trainer(config)
+    state = trainer.init()
+    k = trainer.budget.grad_steps_per_iteration
+    holder = {"state": state}
+
+    def loop():
+        holder["state"], metrics = trainer.iteration(holder["state"])
+        return metrics
+
+    t_loop = timed(loop, repeats)
+    learner = trainer.learner
+
+    @jax.jit
+    def bare_update(s, batch):
+        def one(ts, key):
+            return learner.update(ts, batch, key)
+
+        return jax.lax.scan(one, s.learner, jax.random.split(s.key, k))
+
+    fixed = trainer.replay.sample(trainer.dataset_replay, jax.random.key(0), config.batch_size)
+    t_bare = timed(lambda: bare_update(holder["state"], fixed), repeats)
+    return [("loop (offline)", 0.0, k / t_loop), ("bare update", 0.0, k / t_bare)]
+
+
 def host_rows(trainer: Trainer, repeats: int, label: str) -> list[tuple[str, float, float]]:
     """Physics alone, collection with the policy, and the whole loop, for one worker count."""
     config, spec = trainer.config, trainer.spec
@@ -201,7 +233,9 @@ def main() -> None:
     args = parser.parse_args()
     overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
     config = make_config(**overrides)
-    if resolve_backend(config.env, config.backend) == "mujoco":
+    if is_offline(config.env):
+        rows = measure_offline(config, args.repeats)
+    elif resolve_backend(config.env, config.backend) == "mujoco":
         rows = measure_host(config, args.repeats, args.max_workers)
         if config.env in MUJOCO_IMAGE_ENVS:
             from render_mujoco import render_rate  # benchmarks/, beside this script
@@ -212,7 +246,8 @@ def main() -> None:
     bare = rows[-1][2]
     print(
         f"# {config.env} {config.alg} preset={config.preset} num_envs={config.num_envs} "
-        f"batch={config.batch_size} hidden={config.hidden_layer_sizes} utd={config.utd}"
+        f"batch={config.batch_size} hidden={config.hidden_layer_sizes} utd={config.utd} "
+        f"repr={config.repr_dim} twin_q={config.twin_q}"
     )
     print(
         f"# {platform.machine()} {os.cpu_count()} cores, {jax.devices()[0].device_kind} "

@@ -6,10 +6,15 @@ to the replay, then runs K = round(num_envs * unroll_length * utd) gradient step
 comes first (``min_replay_size``). The host loop around it only evaluates, logs and
 checkpoints. The budget is exact: the run does the env steps asked, rounded up to whole
 iterations (and says so), never fewer.
+
+Offline tasks (``offline_*``) collect nothing: the dataset's episodes fill the same replay once,
+and each iteration is K gradient steps of the same sampler and learner; their budget counts
+gradient steps.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -24,11 +29,12 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from contrastive_rl.collect import CollectorState, HostCollector, JaxCollector, episode_seeds
 from contrastive_rl.config import Config, ConfigError
-from contrastive_rl.envs import HOST_ENVS, JaxEnv, make_env, resolve_backend
+from contrastive_rl.datasets import DatasetError, TrainingData, load_training_data
+from contrastive_rl.envs import HOST_ENVS, JaxEnv, env_spec, is_offline, make_env, resolve_backend
 from contrastive_rl.evaluate import evaluate_host, evaluate_jax
 from contrastive_rl.learner import Learner, TrainState
 from contrastive_rl.networks import make_networks
-from contrastive_rl.replay import EpisodeReplay, ReplayState, memory_limit
+from contrastive_rl.replay import GIB, MEMORY_FRACTION, EpisodeReplay, ReplayState, memory_limit
 from contrastive_rl.workers import EnvWorkers
 
 
@@ -37,7 +43,9 @@ class LoopState:
     """Everything a run needs to continue exactly: the checkpoint is this pytree."""
 
     learner: TrainState
-    replay: ReplayState
+    # Offline runs: None; the dataset's replay is the trainer's (read again from the dataset file
+    # on resume, never checkpointed).
+    replay: ReplayState | None
     collector: CollectorState | jax.Array  # host environments: episode rounds collected
     key: jax.Array
 
@@ -52,6 +60,17 @@ class Budget:
     warmup_steps_per_iteration: int
     train_iterations: int
     notes: tuple[str, ...] = field(default=())
+    # What the budget counts, a field of ``runner.Progress``: env_steps, or grad_steps (offline).
+    counter: str = "env_steps"
+
+    @property
+    def unit(self) -> str:
+        return "env steps" if self.counter == "env_steps" else "gradient steps"
+
+    @property
+    def total(self) -> int:
+        """The budget in its own unit (``counter``)."""
+        return self.total_env_steps if self.counter == "env_steps" else self.total_grad_steps
 
     @property
     def warmup_steps(self) -> int:
@@ -105,6 +124,31 @@ class Budget:
             per_iteration, k, warmup_iterations, warmup_round, train_iterations, tuple(notes)
         )
 
+    @staticmethod
+    def offline(config: Config) -> Budget:
+        """``config.steps`` gradient steps, in iterations of K = ``offline_steps_per_iteration``."""
+        k = offline_steps_per_iteration(config.eval_every)
+        iterations = math.ceil(config.steps / k)
+        notes = []
+        if iterations * k != config.steps:
+            notes.append(
+                f"steps {config.steps} rounded up to {iterations * k} gradient steps "
+                f"(whole iterations of {k})"
+            )
+        return Budget(0, k, 0, 0, iterations, tuple(notes), counter="grad_steps")
+
+
+# The most gradient steps an offline iteration scans: the original's 64 per learner step; the
+# host loop checks for evaluations, checkpoints and Ctrl-C between iterations.
+MAX_OFFLINE_STEPS_PER_ITERATION = 64
+
+
+def offline_steps_per_iteration(eval_every: int) -> int:
+    """K for offline runs: the largest divisor of ``eval_every`` up to 64 (so evaluations fall
+    on their exact steps), or 64 when that divisor is below 8."""
+    best = max(d for d in range(1, MAX_OFFLINE_STEPS_PER_ITERATION + 1) if eval_every % d == 0)
+    return best if best >= 8 else MAX_OFFLINE_STEPS_PER_ITERATION
+
 
 def data_parallel_mesh(config: Config) -> Mesh | None:
     """A 1-D mesh over the devices that share each batch, or None for a single device.
@@ -135,13 +179,19 @@ class Trainer:
 
     JAX environments (``jax``, ``mjx`` backends) collect inside the jitted iteration. Host
     environments (``mujoco``) collect one round of whole episodes in worker processes, then hand
-    them to the same jitted insertion and K updates. Call ``close`` to stop the workers.
+    them to the same jitted insertion and K updates. Offline tasks read their dataset here
+    (``load_data``; refused here if it cannot be trained on) and only evaluate in environments.
+    Call ``close`` to stop the workers.
     """
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, load_data: bool = True):
         self.config = config
         self.backend = resolve_backend(config.env, config.backend)
         self.on_host = self.backend == "mujoco"
+        self.offline = is_offline(config.env)
+        self.load_data = load_data
+        self.data: TrainingData | None = None
+        self.dataset_replay: ReplayState | None = None
         self.env: JaxEnv | None = None
         self.collector: JaxCollector | None = None
         self._workers: list[EnvWorkers] = []  # host environments: training, then evaluation
@@ -155,6 +205,9 @@ class Trainer:
 
     def _build(self) -> None:
         config = self.config
+        if self.offline:
+            self._build_offline()
+            return
         if self.on_host:
             self.num_actors = config.num_actors or os.cpu_count() or 1
             train_workers = self._start_workers(config.num_envs)
@@ -196,6 +249,53 @@ class Trainer:
             self._jax_iteration = jax.jit(self._iteration, donate_argnums=0)
             self._jax_evaluate = jax.jit(self._evaluate)
 
+    def _build_offline(self) -> None:
+        """The evaluation environment's spec, the dataset in the replay, K jitted updates."""
+        config = self.config
+        if self.on_host:  # evaluation workers start on first use
+            self.num_actors = config.num_actors or os.cpu_count() or 1
+            spec = env_spec(config.env, self.backend)
+        else:
+            self.env = make_env(config.env, self.backend)
+            spec = self.env.spec
+            self._jax_evaluate = jax.jit(self._evaluate)
+        self.spec = spec
+        self.mesh = data_parallel_mesh(config)
+        self.nets = make_networks(spec, config)
+        self.budget = Budget.offline(config)
+        self.learner = Learner(self.nets, config, self.budget.total_grad_steps)
+        self._learn_offline = jax.jit(self._learn_from_dataset, donate_argnums=0)
+        if not self.load_data:
+            return
+        try:
+            self.data = load_training_data(config.dataset, config.env, spec)
+        except DatasetError as error:
+            raise ConfigError(str(error)) from None
+        print(self.data.summary(), file=sys.stderr)
+        for note in self.data.notes:
+            print(f"note: dataset: {note}", file=sys.stderr)
+        n, t = self.data.actions.shape[:2]
+        # The replay holds the dataset's episodes, whatever the evaluation episodes' length.
+        self.replay = EpisodeReplay(
+            dataclasses.replace(spec, episode_length=t), capacity=n, discount=config.discount
+        )
+        limit, where = memory_limit()
+        if self.replay.nbytes > MEMORY_FRACTION * limit:
+            raise ConfigError(
+                f"the dataset needs {self.replay.nbytes / GIB:.2f} GiB in the replay, more than "
+                f"{MEMORY_FRACTION:.0%} of the {limit / GIB:.2f} GiB of {where}"
+            )
+        if config.batch_size > n * t:
+            raise ConfigError(
+                f"batch_size ({config.batch_size}) is larger than the dataset ({n} episodes of "
+                f"{t} transitions)"
+            )
+
+    @property
+    def dataset_identity(self) -> dict[str, Any] | None:
+        """Path, format, sizes and SHA-256 of an offline run's dataset (None online)."""
+        return None if self.data is None else self.data.identity
+
     def _start_workers(self, num_envs: int) -> EnvWorkers:
         workers = EnvWorkers(
             self.config.env,
@@ -210,19 +310,34 @@ class Trainer:
     def init(self) -> LoopState:
         key = jax.random.key(self.config.seed)
         learner_key, collector_key, loop_key = jax.random.split(key, 3)
-        if self.on_host:  # the host collector's state is the number of episode rounds so far
+        if self.offline or self.on_host:  # host: the number of episode rounds collected so far
             collector = jnp.zeros((), jnp.int32)
         else:
             collector = self.collector.init(collector_key)
+        if self.offline and self.data is not None and self.dataset_replay is None:
+            self.dataset_replay = self.place(self._dataset_replay())
         state = LoopState(
             learner=self.learner.init(learner_key),
-            replay=self.replay.init(),
+            replay=None if self.offline else self.replay.init(),
             collector=collector,
             key=loop_key,
         )
         return self.place(state)
 
-    def place(self, state: LoopState) -> LoopState:
+    def _dataset_replay(self) -> ReplayState:
+        """The dataset's episodes as a full replay (written once; the host copy is released)."""
+        data = self.data
+        n = data.states.shape[0]
+        replay = ReplayState(
+            states=jnp.asarray(data.states),
+            actions=jnp.asarray(data.actions),
+            next_slot=jnp.zeros((), jnp.int32),
+            num_episodes=jnp.asarray(n, jnp.int32),
+        )
+        self.data = dataclasses.replace(data, states=None, actions=None)
+        return replay
+
+    def place(self, state: Any) -> Any:
         """Replicate the loop state over the data-parallel devices (a no-op on one device)."""
         if self.mesh is None:
             return state
@@ -245,7 +360,9 @@ class Trainer:
         return self._insert(state.replace(key=key), states, actions)
 
     def iteration(self, state: LoopState) -> tuple[LoopState, dict[str, jax.Array]]:
-        """Collection, insertion and K gradient steps."""
+        """Collection, insertion and K gradient steps (offline: the K gradient steps only)."""
+        if self.offline:
+            return self._learn_offline(state, self.dataset_replay)
         if not self.on_host:
             return self._jax_iteration(state)
         key, rollout_key = jax.random.split(state.key)
@@ -267,9 +384,10 @@ class Trainer:
     def _warmup_how(self) -> str:
         return "random" if self.config.use_random_actor else "sample"
 
-    def eval_key(self, env_steps: int) -> jax.Array:
-        """Evaluation draws depend on the seed and the step only, so a resumed run sees the same."""
-        return jax.random.fold_in(jax.random.key(self.config.seed + 1_000_003), env_steps)
+    def eval_key(self, step: int) -> jax.Array:
+        """Evaluation draws depend on the seed and the step (of the budget's counter) only, so a
+        resumed run sees the same."""
+        return jax.random.fold_in(jax.random.key(self.config.seed + 1_000_003), step)
 
     # -- host environments ---------------------------------------------------------------------
     def _host_rollout(self, state: LoopState, key: jax.Array, how: str):
@@ -285,6 +403,12 @@ class Trainer:
         state = self._insert_episodes(state, states, actions)
         key, update_key = jax.random.split(state.key)
         learner, metrics = self._updates(state.learner, state.replay, update_key)
+        return state.replace(learner=learner, key=key), metrics
+
+    # -- offline: the dataset is the replay ------------------------------------------------------
+    def _learn_from_dataset(self, state: LoopState, replay: ReplayState):
+        key, update_key = jax.random.split(state.key)
+        learner, metrics = self._updates(state.learner, replay, update_key)
         return state.replace(learner=learner, key=key), metrics
 
     # -- JAX environments ----------------------------------------------------------------------
