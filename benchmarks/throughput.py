@@ -21,11 +21,17 @@ the loop at several unroll lengths, strict and with collection beside learning; 
 measures the overlap with the learner held to core 0 and the simulators to core 1: each part
 alone, then both loops, at an update ratio that balances the two parts.
 
+For offline tasks (``offline_*``, with ``--dataset``) nothing is collected: it measures the
+loop (K updates, each sampling its batch from the dataset's replay) against the bare update,
+in gradient steps/s.
+
     python benchmarks/throughput.py --env point_FourRooms --preset quick
     python benchmarks/throughput.py --env point_image_FourRooms --preset image_quick
     python benchmarks/throughput.py --env fetch_reach --num_envs 32 --max_workers 2
     python benchmarks/throughput.py --env fetch_reach --unrolls 2,10,50
     python benchmarks/throughput.py --env ant_umaze --pin --repeats 5
+    python benchmarks/throughput.py --env offline_point_FourRooms --dataset fr.hdf5 \
+        --preset offline_quick
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ import numpy as np
 
 from contrastive_rl.cli import add_config_flags
 from contrastive_rl.config import FIELDS, make_config
-from contrastive_rl.envs import MUJOCO_IMAGE_ENVS, resolve_backend
+from contrastive_rl.envs import MUJOCO_IMAGE_ENVS, is_offline, resolve_backend
 from contrastive_rl.trainer import Trainer
 
 
@@ -166,6 +172,32 @@ def per_iteration(fn, count: int) -> float:
     for _ in range(count):
         jax.block_until_ready(fn())
     return (time.perf_counter() - start) / count
+
+
+def measure_offline(config, repeats: int) -> list[tuple[str, float, float]]:
+    """The offline loop (K updates sampling from the dataset) against the bare update."""
+    trainer = Trainer(config)
+    state = trainer.init()
+    k = trainer.budget.grad_steps_per_iteration
+    holder = {"state": state}
+
+    def loop():
+        holder["state"], metrics = trainer.iteration(holder["state"])
+        return metrics
+
+    t_loop = timed(loop, repeats)
+    learner = trainer.learner
+
+    @jax.jit
+    def bare_update(s, batch):
+        def one(ts, key):
+            return learner.update(ts, batch, key)
+
+        return jax.lax.scan(one, s.learner, jax.random.split(s.key, k))
+
+    fixed = trainer.replay.sample(trainer.dataset_replay, jax.random.key(0), config.batch_size)
+    t_bare = timed(lambda: bare_update(holder["state"], fixed), repeats)
+    return [("loop (offline)", 0.0, k / t_loop), ("bare update", 0.0, k / t_bare)]
 
 
 def host_rows(trainer: Trainer, repeats: int, label: str) -> list[tuple[str, float, float]]:
@@ -369,7 +401,9 @@ def main() -> None:
         rows = measure_unrolls(config, args.repeats, unrolls)
         print_rows(config, rows, bare=0.0)
         return
-    if resolve_backend(config.env, config.backend) == "mujoco":
+    if is_offline(config.env):
+        rows = measure_offline(config, args.repeats)
+    elif resolve_backend(config.env, config.backend) == "mujoco":
         rows = measure_host(config, args.repeats, args.max_workers)
         if config.env in MUJOCO_IMAGE_ENVS:
             from render_mujoco import render_rate  # benchmarks/, beside this script
@@ -383,7 +417,8 @@ def main() -> None:
 def print_rows(config, rows: list[tuple[str, float, float]], bare: float) -> None:
     print(
         f"# {config.env} {config.alg} preset={config.preset} num_envs={config.num_envs} "
-        f"batch={config.batch_size} hidden={config.hidden_layer_sizes} utd={config.utd}"
+        f"batch={config.batch_size} hidden={config.hidden_layer_sizes} utd={config.utd} "
+        f"repr={config.repr_dim} twin_q={config.twin_q}"
     )
     print(
         f"# {platform.machine()} {os.cpu_count()} cores, {jax.devices()[0].device_kind} "

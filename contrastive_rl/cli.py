@@ -1,5 +1,6 @@
-"""The ``crl`` command: ``crl train``, ``crl eval RUN_DIR``, ``crl list``, and the experiment
-tools ``crl sweep``, ``crl plot``, ``crl video``, ``crl report`` (``experiments/commands.py``).
+"""The ``crl`` command: ``crl train``, ``crl eval RUN_DIR``, ``crl collect``, ``crl list``, and
+the experiment tools ``crl sweep``, ``crl plot``, ``crl video``, ``crl report``
+(``experiments/commands.py``).
 
 Every field of ``Config`` is a flag of ``crl train`` (``--batch_size`` or ``--batch-size``); a
 flag given on the command line overrides the algorithm's and the named preset's values.
@@ -116,6 +117,52 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
     evaluate.add_argument("--episodes", type=int, default=None, help="episodes (default: config)")
 
+    collect = commands.add_parser(
+        "collect",
+        help="make a dataset for an offline_* task (D4RL's .hdf5 layout, or OGBench's .npz)",
+        description="Collect a dataset for an offline task (docs/offline.md): point mazes by a "
+        "scripted BFS-waypoint navigator, AntMaze by D4RL's recipe (a trained ant policy "
+        "steered by waypoints, Gaussian action noise). Every step is one row; episodes end at "
+        "timeouts.",
+        allow_abbrev=False,
+    )
+    collect.add_argument("--env", required=True, help="the offline task, e.g. offline_point_U")
+    collect.add_argument("--out", required=True, help="the file to write: .hdf5 or .npz")
+    collect.add_argument(
+        "--steps",
+        type=int,
+        default=0,
+        help="rows in all, rounded up to whole episodes "
+        "(default: 200k for point mazes, 1M for AntMaze)",
+    )
+    collect.add_argument(
+        "--episode-length",
+        "--episode_length",
+        dest="episode_length",
+        type=int,
+        default=0,
+        help="steps per episode (default: the point maze's; 700 umaze, 1000 other AntMazes)",
+    )
+    collect.add_argument(
+        "--noise",
+        type=float,
+        default=None,
+        help="std of the Gaussian action noise (default: 0.5 point mazes, 0.2 AntMaze)",
+    )
+    collect.add_argument("--seed", type=int, default=0, help="seed of every draw")
+    collect.add_argument(
+        "--policy", default="", help="AntMaze: run directory of a policy trained on ant_<maze>"
+    )
+    collect.add_argument(
+        "--num-envs",
+        "--num_envs",
+        dest="num_envs",
+        type=int,
+        default=64,
+        help="episodes collected side by side",
+    )
+    collect.add_argument("--overwrite", action="store_true", help="replace an existing file")
+
     commands.add_parser(
         "list", help="environments, algorithms and presets with their status", allow_abbrev=False
     )
@@ -172,6 +219,25 @@ def command_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_collect(args: argparse.Namespace) -> int:
+    from contrastive_rl.datasets.collect import CollectOptions, collect
+
+    options = CollectOptions(
+        env=args.env,
+        out=args.out,
+        steps=args.steps,
+        episode_length=args.episode_length,
+        noise=args.noise,
+        seed=args.seed,
+        policy=args.policy,
+        num_envs=args.num_envs,
+        overwrite=args.overwrite,
+    )
+    metadata = collect(options)
+    print(json.dumps({"out": args.out, **metadata}, indent=1))
+    return EXIT_OK
+
+
 def command_list(args: argparse.Namespace) -> int:
     from contrastive_rl.algorithms import ALGORITHMS
     from contrastive_rl.envs.registry import ENV_EXTRA, ENV_STATUS, install_hint, requirements_error
@@ -206,7 +272,12 @@ def main(argv: list[str] | None = None) -> int:
         ]
         flag = unknown[0].split("=")[0]
         parser.error(f"unknown flag {flag!r}{closest(flag, flags)}; see `crl {args.command} -h`")
-    handlers = {"train": command_train, "eval": command_eval, "list": command_list}
+    handlers = {
+        "train": command_train,
+        "eval": command_eval,
+        "collect": command_collect,
+        "list": command_list,
+    }
     handler = getattr(args, "handler", None) or handlers[args.command]
     try:
         return handler(args)

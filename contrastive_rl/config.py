@@ -40,7 +40,16 @@ class Config:
     env: str = _f("point_FourRooms", "environment name (see `crl list`)")
     alg: str = _f("contrastive_nce", "algorithm (see `crl list`)")
     seed: int = _f(0, "seed of every random draw of the run")
-    steps: int = _f(1_000_000, "budget in environment steps (rounded up to whole iterations)")
+    steps: int = _f(
+        1_000_000,
+        "budget in environment steps (rounded up to whole iterations); for offline_* "
+        "environments, in gradient steps",
+    )
+    dataset: str = _f(
+        "",
+        "offline_* environments: the dataset to train on, a D4RL .hdf5 file, a Minari dataset "
+        "directory or an OGBench .npz (docs/offline.md); make one with `crl collect`",
+    )
 
     backend: str = _f(
         "auto", "physics backend: auto, jax, mujoco (CPU worker processes) or mjx (see BACKENDS)"
@@ -175,11 +184,27 @@ IMAGE_SETTINGS: dict[str, Any] = {
 STORED_IMAGE_SETTINGS: dict[str, Any] = {"max_replay_size": 250_000}
 
 
+# The original launcher's settings for every name starting with 'offline_ant' (lp_contrastive.py),
+# here for every offline_* name: the actor sees only relabelled goals and clones the data's
+# actions a little; twin critics (the minimum for the actor); wider networks, a larger batch.
+# Its samples_per_insert/tolerance only let its learner run without actors: nothing to copy.
+OFFLINE_SETTINGS: dict[str, Any] = {
+    "random_goals": 0.0,
+    "bc_coef": 0.05,
+    "twin_q": True,
+    "batch_size": 1024,
+    "repr_dim": 16,
+    "hidden_layer_sizes": (1024, 1024),
+}
+
+
 def env_settings(env: str) -> dict[str, Any]:
-    """Per-environment settings: the launcher's ``IMAGE_SETTINGS`` for image tasks, and the
-    unroll of CPU simulators (``HOST_UNROLL_LENGTH``)."""
+    """Per-environment settings: ``OFFLINE_SETTINGS`` for offline tasks, the launcher's
+    ``IMAGE_SETTINGS`` for image tasks, the unroll of CPU simulators (``HOST_UNROLL_LENGTH``)."""
     from contrastive_rl.envs.registry import HOST_ENVS
 
+    if env.startswith("offline_"):
+        return dict(OFFLINE_SETTINGS)
     settings: dict[str, Any] = {}
     if env in HOST_ENVS:
         settings["unroll_length"] = HOST_UNROLL_LENGTH
@@ -213,6 +238,28 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The original's image settings, also applied by themselves to every *_image environment.
     "image": IMAGE_SETTINGS,
+    # The original's offline settings, also applied by themselves to every offline_* name.
+    "offline": OFFLINE_SETTINGS,
+    # Offline tasks on a 2-core CPU (docs/offline.md), for offline_* names only: the offline
+    # settings (twin critics, repr 16, bc_coef 0.05, random_goals 0) with (256, 256) networks
+    # and batch 256. Chosen by measurement (benchmarks/throughput.py, offline_point_FourRooms,
+    # gradient steps/s under a shared load of 5-7): batch/hidden 1024/(1024, 1024) 0.8,
+    # 256/(512, 512) 11.6, 256/(256, 256) 24.2, 128/(128, 128) 40.1. On offline_point_FourRooms
+    # from `crl collect`'s 200k rows (seed 0, 100 evaluation episodes), 256/(256, 256) reached
+    # 0.84 success at 7.5k gradient steps and 0.96 at 20k (0.96-0.97 to 30k); 128/(128, 128)
+    # 0.63 at 7.5k, 0.83 at 15k, 0.88 at 20k, no sooner in wall time under that load; the
+    # untrained policy 0.10-0.16. lr 1e-3 and standardised maze coordinates are the quick
+    # preset's.
+    "offline_quick": {
+        "steps": 20_000,
+        "batch_size": 256,
+        "hidden_layer_sizes": (256, 256),
+        "learning_rate": 1e-3,
+        "actor_learning_rate": 1e-3,
+        "input_norm": True,
+        "eval_every": 2_500,
+        "eval_episodes": 100,
+    },
     # Learning from pixels on a 2-core CPU (docs/images.md). The conv torsos dominate the update;
     # 16x16 after pooling by 4 and batch 64 keep it at about 4-7 updates/s here. Pixels
     # standardised by the mean image over the maze (--input_norm): without it the critic settled
@@ -305,6 +352,7 @@ def _validate_floats(c: Config) -> None:
 def validate(c: Config) -> None:
     """Refuse values that cannot run, before anything is built or written."""
     from contrastive_rl.envs.registry import (
+        ENV_STATUS,
         backend_error,
         missing_extra_error,
         requirements_error,
@@ -392,6 +440,23 @@ def validate(c: Config) -> None:
         )
     if not c.hidden_layer_sizes or any(h <= 0 for h in c.hidden_layer_sizes):
         raise ConfigError(f"hidden_layer_sizes must be positive sizes, got {c.hidden_layer_sizes}")
+    offline = c.env.startswith("offline_")
+    if offline and not c.dataset:
+        raise ConfigError(
+            f"{c.env} trains from a dataset: give --dataset PATH (a D4RL .hdf5 file, a Minari "
+            f"dataset directory or an OGBench .npz); `crl collect --env {c.env}` makes one"
+        )
+    if c.preset == "offline_quick" and not offline:
+        hint = f"; did you mean --env offline_{c.env}?" if f"offline_{c.env}" in ENV_STATUS else ""
+        raise ConfigError(
+            f"preset offline_quick is for offline_* environments (its budget counts gradient "
+            f"steps); {c.env!r} collects its own data{hint}"
+        )
+    if c.dataset and not offline:
+        hint = f"; did you mean --env offline_{c.env}?" if f"offline_{c.env}" in ENV_STATUS else ""
+        raise ConfigError(
+            f"dataset only applies to offline_* environments; {c.env!r} collects its own data{hint}"
+        )
     if c.alg in ("c_learning", "nce+c_learning") and not c.twin_q:
         raise ConfigError(f"{c.alg} needs twin critics (twin_q=True), as in the original")
     if c.batch_size < 2:
@@ -432,6 +497,8 @@ def make_config(
     values.update(env_settings(env))
     values.update(PRESETS[preset])
     values.update(overrides)
+    if values.get("dataset"):  # a run resumed from another directory finds the same file
+        values["dataset"] = os.path.abspath(os.path.expanduser(values["dataset"]))
     return Config(**values)
 
 

@@ -5,7 +5,8 @@ Layout of a run directory::
     config.json                      the resolved Config of the run (written first)
     metrics.jsonl                    one JSON object per logged record, appended and flushed
     metrics.csv                      the same records as CSV (header = union of all keys)
-    tb/events.out.tfevents.*         TensorBoard scalars, step = record["env_steps"]
+    tb/events.out.tfevents.*         TensorBoard scalars, step = record["env_steps"] (offline
+                                     runs: record["grad_steps"])
     checkpoint.msgpack, .json        the latest checkpoint (contrastive_rl.checkpoint)
     .crl.lock                        flock held by the process writing the run (its PID)
 
@@ -575,6 +576,9 @@ class MetricsLogger:
     record had, the CSV is rewritten (atomically) from the JSONL with the union of keys as its
     header (``env_steps`` first, then order of first appearance), so it stays rectangular.
 
+    ``step_key`` names the record field that is the TensorBoard step and that
+    :meth:`truncate_after` compares: ``env_steps``, or ``grad_steps`` for offline runs.
+
     ``mirrors`` (e.g. ``wandb_mirror.WandbMirror``) receive exactly the scalars TensorBoard gets,
     ``mirror.log(scalars, step)``, and are closed with the logger.
     """
@@ -583,9 +587,11 @@ class MetricsLogger:
         self,
         path: str | os.PathLike[str],
         resume: bool = False,
+        step_key: str = STEP_KEY,
         mirrors: Iterable[ScalarMirror] = (),
     ):
         self.path = os.fspath(path)
+        self.step_key = step_key
         self.mirrors = list(mirrors)
         os.makedirs(self.path, exist_ok=True)
         self.jsonl_file = os.path.join(self.path, METRICS_JSONL)
@@ -610,18 +616,19 @@ class MetricsLogger:
     # -- writing --------------------------------------------------------------------------
 
     def log(self, record: Mapping[str, Any]) -> None:
-        """Append one record; it must have an integer ``env_steps`` (the TensorBoard step).
+        """Append one record; it must have an integer ``step_key`` (the TensorBoard step).
 
         Values: Python/numpy/jax scalar numbers (bools become 0/1) or None.
         """
         if self._closed:
             raise ValueError("MetricsLogger is closed")
-        if STEP_KEY not in record:
-            raise ValueError(f"a metrics record needs {STEP_KEY!r}, got keys {sorted(record)}")
+        key = self.step_key
+        if key not in record:
+            raise ValueError(f"a metrics record needs {key!r}, got keys {sorted(record)}")
         clean = {str(k): _clean_value(str(k), v) for k, v in record.items()}
-        step = clean[STEP_KEY]
+        step = clean[key]
         if not isinstance(step, int):
-            raise TypeError(f"{STEP_KEY} must be an integer, got {record[STEP_KEY]!r}")
+            raise TypeError(f"{key} must be an integer, got {record[key]!r}")
         raw = {k: _json_value(v) for k, v in clean.items()}
 
         self._jsonl.write(json.dumps(raw, allow_nan=False) + "\n")
@@ -638,7 +645,7 @@ class MetricsLogger:
             )
             self._csv.flush()
 
-        scalars = {k: v for k, v in clean.items() if k != STEP_KEY and v is not None}
+        scalars = {k: v for k, v in clean.items() if k != key and v is not None}
         writer = self._tb()
         for k, v in scalars.items():
             writer.add_scalar(k, v, global_step=step)
@@ -647,15 +654,14 @@ class MetricsLogger:
             mirror.log(scalars, step)
 
     def truncate_after(self, env_steps: int) -> int:
-        """Drop the records with ``env_steps`` greater than ``env_steps``; returns how many.
+        """Drop the records whose ``step_key`` is greater than ``env_steps``; returns how many.
 
         Rewrites JSONL and CSV atomically; TensorBoard events from the next log on carry a purge
         step of ``env_steps + 1``, so TensorBoard hides the dropped steps of older event files.
         """
         records, _ = _read_jsonl(self.jsonl_file)
-        kept = [
-            r for r in records if not (isinstance(r.get(STEP_KEY), int) and r[STEP_KEY] > env_steps)
-        ]
+        key = self.step_key
+        kept = [r for r in records if not (isinstance(r.get(key), int) and r[key] > env_steps)]
         dropped = len(records) - len(kept)
         if dropped:
             self._rewrite_jsonl(kept)

@@ -1,7 +1,9 @@
 """The host loop of a run: warm-up, iterations, evaluation, logging, checkpoints, resume.
 
 Everything heavy happens inside the jitted functions of ``train.Trainer``; this loop only decides
-when to evaluate, log and checkpoint, and keeps the exact counters.
+when to evaluate, log and checkpoint, and keeps the exact counters. The budget, the evaluation
+schedule and the metrics' step count env steps, or gradient steps for offline tasks
+(``Budget.counter``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class Progress:
     env_steps: int = 0
     grad_steps: int = 0
     wall_time: float = 0.0  # seconds of this run, summed over resumes
-    next_eval: int = 0  # env steps at which the next evaluation is due
+    next_eval: int = 0  # the step (of the budget's counter) at which the next evaluation is due
     # An evaluation was due at env_steps and has not been logged (its worker died): run it first.
     eval_pending: bool = False
     # Each training iteration's metrics since the last evaluation, averaged into the next record.
@@ -59,7 +61,7 @@ def mean_metrics(records: list[dict[str, float]]) -> dict[str, float]:
         return {}
     out = {k: float(np.mean([r[k] for r in records])) for k in records[0]}
     out = {k: v for k, v in out.items() if not k.startswith("collect/")}
-    episodes = sum(r["collect/episodes"] for r in records)
+    episodes = sum(r.get("collect/episodes", 0.0) for r in records)  # offline: none collected
     if episodes:
         out["train/episode_success"] = sum(r["collect/successes"] for r in records) / episodes
     return out
@@ -122,12 +124,17 @@ class Run:
         self.progress_bar = progress_bar
         self.checkpoint_dir = path  # checkpoint.msgpack/.json beside config.json
         self.stop_signal: int | None = None  # set when SIGINT/SIGTERM stopped the run early
-        self.saved_env_steps: int | None = None  # env steps of the last checkpoint, if any
+        self.saved_env_steps: int | None = None  # budget steps of the last checkpoint, if any
         try:
             self._restore(resume)
         except BaseException:  # a refused resume must not leave worker processes behind
             self.trainer.close()
             raise
+
+    @property
+    def step(self) -> int:
+        """Progress in the budget's unit: env steps, or gradient steps for offline tasks."""
+        return getattr(self.progress, self.trainer.budget.counter)
 
     def _restore(self, resume: bool) -> None:
         self.state = self.trainer.init()
@@ -144,43 +151,59 @@ class Run:
                     f"checkpoint ({'; '.join(differences)}); restore it, or start over with "
                     f"--overwrite"
                 )
+            self._check_dataset(meta.get("dataset"))
             self.state = self.trainer.restore(self.trainer.place(self.state))
             self.progress = Progress.from_checkpoint(meta["progress"])
-            self.saved_env_steps = self.progress.env_steps
-        self.metrics = rundir.MetricsLogger(self.path, resume=resume, mirrors=self._mirrors(resume))
+            self.saved_env_steps = self.step
+        counter = self.trainer.budget.counter
+        self.metrics = rundir.MetricsLogger(
+            self.path, resume=resume, step_key=counter, mirrors=self._mirrors(resume, counter)
+        )
         self.last_eval: dict[str, float] = {}
         if resume:
-            self.metrics.truncate_after(self.progress.env_steps)
+            self.metrics.truncate_after(self.step)
             logged = rundir.read_metrics(self.path)
-            if logged and logged[-1].get("env_steps") == self.progress.env_steps:
+            if logged and logged[-1].get(counter) == self.step:
                 # a finished run resumed reports its last evaluation, never an older one
                 self.last_eval = {k: v for k, v in logged[-1].items() if k.startswith("eval/")}
 
-    def _mirrors(self, resume: bool) -> list[rundir.ScalarMirror]:
-        """Where the logged scalars go besides TensorBoard (``--wandb``)."""
+    def _check_dataset(self, saved: dict[str, Any] | None) -> None:
+        """An offline run resumes only on the dataset it started with (same arrays)."""
+        current = self.trainer.dataset_identity
+        if saved is None or current is None or saved.get("sha256") == current.get("sha256"):
+            return
+        raise rundir.RunDirError(
+            f"the dataset {current['path']} is not the one the run in {self.path} trained on "
+            f"({saved.get('episodes')} episodes of {saved.get('episode_length')} transitions, "
+            f"SHA-256 {str(saved.get('sha256'))[:12]}..., now {current['episodes']} of "
+            f"{current['episode_length']}, {current['sha256'][:12]}...); restore that file, or "
+            f"start a new run (--overwrite, or another run_dir)"
+        )
+
+    def _mirrors(self, resume: bool, step_key: str = rundir.STEP_KEY) -> list[rundir.ScalarMirror]:
+        """Where the logged scalars go besides TensorBoard (``--wandb``), at ``step_key``."""
         if not self.config.wandb:
             return []
         from contrastive_rl.wandb_mirror import WandbMirror
 
-        return [WandbMirror(self.config, self.path, resume)]
+        return [WandbMirror(self.config, self.path, resume, step_metric=step_key)]
 
     # -- one step at a time ------------------------------------------------------------------
     def save(self) -> None:
         """Checkpoint the state and counters; a state with non-finite parameters is refused."""
         self.check_parameters()
-        checkpoint.save_checkpoint(
-            self.checkpoint_dir,
-            self.progress.env_steps,
-            self.state,
-            {"progress": dataclasses.asdict(self.progress), "config": self.config.to_dict()},
-        )
-        self.saved_env_steps = self.progress.env_steps
+        meta = {"progress": dataclasses.asdict(self.progress), "config": self.config.to_dict()}
+        if self.trainer.dataset_identity is not None:
+            meta["dataset"] = self.trainer.dataset_identity
+        checkpoint.save_checkpoint(self.checkpoint_dir, self.step, self.state, meta)
+        self.saved_env_steps = self.step
 
     def _kept(self) -> str:
         if self.saved_env_steps is None:
             return "No checkpoint was saved; lower the learning rates and start over."
         return (
-            f"The last good checkpoint ({self.saved_env_steps} env steps) is kept and the "
+            f"The last good checkpoint ({self.saved_env_steps} {self.trainer.budget.unit}) is "
+            f"kept and the "
             f"diverged state is not saved; lower the learning rates and start over with "
             f"--overwrite, or resume to retry from it"
         )
@@ -189,21 +212,21 @@ class Run:
         """Stop the run (without saving or evaluating) when a parameter is not finite."""
         if not _all_finite(self.state.learner):
             raise DivergedError(
-                f"training diverged by {self.progress.env_steps} env steps: the parameters "
+                f"training diverged by {self.step} {self.trainer.budget.unit}: the parameters "
                 f"became non-finite (nan/inf). {self._kept()}"
             )
 
-    def check_finite(self, metrics: dict[str, float], env_steps: int) -> None:
+    def check_finite(self, metrics: dict[str, float], step: int) -> None:
         """Stop the run (without saving) when an iteration's losses are not finite."""
         bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
         if bad:
             raise DivergedError(
-                f"training diverged at {env_steps} env steps: {', '.join(bad)} became "
+                f"training diverged at {step} {self.trainer.budget.unit}: {', '.join(bad)} became "
                 f"non-finite (nan/inf). {self._kept()}"
             )
 
     def evaluate(self) -> dict[str, float]:
-        key = self.trainer.eval_key(self.progress.env_steps)
+        key = self.trainer.eval_key(self.step)
         result = self.trainer.evaluate(self.state.learner.actor_params, key)
         return {k: float(v) for k, v in jax.device_get(result).items()}
 
@@ -219,13 +242,14 @@ class Run:
             "wall_time": round(p.wall_time, 3),
             **self.last_eval,
             **mean_metrics(p.pending_metrics),
-            "time/env_steps_per_s": env_sps,
             "time/grad_steps_per_s": grad_sps,
         }
+        if self.trainer.budget.counter == "env_steps":  # offline runs collect nothing
+            record["time/env_steps_per_s"] = env_sps
         self.metrics.log(record)
         p.pending_metrics = []
         p.eval_pending = False
-        while p.next_eval <= p.env_steps:
+        while p.next_eval <= self.step:
             p.next_eval += self.config.eval_every
 
     # -- the loop -------------------------------------------------------------------------------
@@ -235,10 +259,11 @@ class Run:
         A crashed or hung environment worker ends the run with a checkpoint of the last whole
         iteration (``WorkerError``); ``--resume`` continues from there.
         """
+        budget = self.trainer.budget
         bar = tqdm(
-            total=self.trainer.budget.total_env_steps,
-            initial=self.progress.env_steps,
-            unit="step",
+            total=budget.total,
+            initial=self.step,
+            unit="step" if budget.counter == "env_steps" else "grad step",
             unit_scale=True,
             disable=not self.progress_bar,
             dynamic_ncols=True,
@@ -249,7 +274,7 @@ class Run:
         except WorkerError:
             self.save()  # self.state is the last whole iteration: consistent with the counters
             print(
-                f"\nenvironment worker failed at {self.progress.env_steps} env steps; the "
+                f"\nenvironment worker failed at {self.step} {budget.unit}; the "
                 f"checkpoint is saved, continue with `crl train --resume {self.path}`",
                 file=sys.stderr,
             )
@@ -266,13 +291,13 @@ class Run:
             print(f"note: {note}", file=sys.stderr)
         last_checkpoint = time.monotonic()
         interval_start, interval_env, interval_grad = time.perf_counter(), p.env_steps, p.grad_steps
-        done = p.env_steps >= budget.total_env_steps
+        done = self.step >= budget.total
         with StopRequest() as stop:
             if p.eval_pending or (done and not self.last_eval):
                 self.evaluate_and_log(0.0, 0.0)  # the evaluation an interrupted run owes
                 self.save()
             tick = time.perf_counter()
-            while p.env_steps < budget.total_env_steps and not stop.requested:
+            while self.step < budget.total and not stop.requested:
                 steps = budget.steps_per_iteration
                 if p.warmup_iterations < budget.warmup_iterations:
                     self.state = self.trainer.warmup(self.state, p.warmup_iterations)
@@ -282,17 +307,18 @@ class Run:
                     self.state, metrics = self.trainer.iteration(self.state)
                     grads = budget.grad_steps_per_iteration
                     host = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                    self.check_finite(host, p.env_steps + steps)
+                    self.check_finite(host, self.step + (steps if steps else grads))
                     p.pending_metrics.append(host)
                     p.train_iterations += 1
                 jax.block_until_ready(self.state.key)
+                before = self.step
                 p.env_steps += steps
                 p.grad_steps += grads
-                bar.update(steps)
-                done = p.env_steps >= budget.total_env_steps
+                bar.update(self.step - before)
+                done = self.step >= budget.total
                 p.wall_time += time.perf_counter() - tick
                 tick = time.perf_counter()
-                if p.env_steps >= p.next_eval or done:
+                if self.step >= p.next_eval or done:
                     elapsed = max(time.perf_counter() - interval_start, 1e-9)
                     self.evaluate_and_log(
                         (p.env_steps - interval_env) / elapsed,
@@ -314,7 +340,7 @@ class Run:
                 self.stop_signal = stop.signal
                 cause = f"by {signal.Signals(stop.signal).name} " if stop.signal else ""
                 print(
-                    f"stopped {cause}at {p.env_steps} of {budget.total_env_steps} env steps (not "
+                    f"stopped {cause}at {self.step} of {budget.total} {budget.unit} (not "
                     f"finished); the checkpoint is saved, continue with "
                     f"`crl train --resume {self.path}`",
                     file=sys.stderr,
@@ -326,11 +352,13 @@ def evaluate_run(path: str, episodes: int | None = None) -> dict[str, float]:
     config = rundir.load_config(path)
     if episodes is not None:
         config = dataclasses.replace(config, eval_episodes=episodes)
-    trainer = Trainer(config)
+    trainer = Trainer(config, load_data=False)  # an offline run's dataset is not needed
     try:
         state, meta = checkpoint.load_checkpoint(path, trainer.init())
-        env_steps = meta["progress"]["env_steps"]
-        result = trainer.evaluate(state.learner.actor_params, trainer.eval_key(env_steps))
+        progress = meta["progress"]
+        step = progress[trainer.budget.counter]
+        result = trainer.evaluate(state.learner.actor_params, trainer.eval_key(step))
     finally:
         trainer.close()
-    return {"env_steps": env_steps, **{k: float(v) for k, v in jax.device_get(result).items()}}
+    steps = {"env_steps": progress["env_steps"], "grad_steps": progress.get("grad_steps", 0)}
+    return {**steps, **{k: float(v) for k, v in jax.device_get(result).items()}}

@@ -7,27 +7,34 @@ each sampling and relabelling its own batch. Iterations without updates come fir
 random actions for ``min_replay_size`` env steps, and in any case until the first episodes are
 whole. The host loop around it only evaluates, logs and checkpoints. The budget is exact: the
 run does the env steps asked, rounded up to whole iterations (and says so), never fewer.
+
+Offline tasks (``offline_*``) have no collector: the dataset's episodes fill a replay of their
+own once, and each iteration is K gradient steps of the same sampler and learner; their budget
+counts gradient steps.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from contrastive_rl.collect import Collector, Finished, make_collector, unroll_steps
 from contrastive_rl.config import Config, ConfigError
-from contrastive_rl.envs import resolve_backend
+from contrastive_rl.datasets import DatasetError, TrainingData, load_training_data
+from contrastive_rl.envs import env_spec, is_offline, resolve_backend
 from contrastive_rl.evaluate import make_evaluator
 from contrastive_rl.learner import Learner, TrainState
 from contrastive_rl.networks import make_networks
-from contrastive_rl.replay import EpisodeReplay, ReplayState, memory_limit
+from contrastive_rl.replay import GIB, MEMORY_FRACTION, EpisodeReplay, ReplayState, memory_limit
 
 
 @struct.dataclass
@@ -35,8 +42,10 @@ class LoopState:
     """Everything a run needs to continue exactly: the checkpoint is this pytree."""
 
     learner: TrainState
-    replay: ReplayState
-    collector: Any  # the collector's own state (Collector.init): its episodes in flight
+    # Offline runs: None; the dataset's replay is the trainer's (read again from the dataset file
+    # on resume, never checkpointed).
+    replay: ReplayState | None
+    collector: Any  # the collector's own state (Collector.init): its episodes in flight; offline ()
     key: jax.Array
 
 
@@ -51,6 +60,17 @@ class Budget:
     warmup_iterations: int  # iterations without updates: the random ones, then until whole episodes
     train_iterations: int
     notes: tuple[str, ...] = field(default=())
+    # What the budget counts, a field of ``runner.Progress``: env_steps, or grad_steps (offline).
+    counter: str = "env_steps"
+
+    @property
+    def unit(self) -> str:
+        return "env steps" if self.counter == "env_steps" else "gradient steps"
+
+    @property
+    def total(self) -> int:
+        """The budget in its own unit (``counter``)."""
+        return self.total_env_steps if self.counter == "env_steps" else self.total_grad_steps
 
     @property
     def warmup_steps(self) -> int:
@@ -109,6 +129,31 @@ class Budget:
             per_iteration, k, random_iterations, warmup_iterations, train_iterations, tuple(notes)
         )
 
+    @staticmethod
+    def offline(config: Config) -> Budget:
+        """``config.steps`` gradient steps, in iterations of K = ``offline_steps_per_iteration``."""
+        k = offline_steps_per_iteration(config.eval_every)
+        iterations = math.ceil(config.steps / k)
+        notes = []
+        if iterations * k != config.steps:
+            notes.append(
+                f"steps {config.steps} rounded up to {iterations * k} gradient steps "
+                f"(whole iterations of {k})"
+            )
+        return Budget(0, k, 0, 0, iterations, tuple(notes), counter="grad_steps")
+
+
+# The most gradient steps an offline iteration scans: the original's 64 per learner step; the
+# host loop checks for evaluations, checkpoints and Ctrl-C between iterations.
+MAX_OFFLINE_STEPS_PER_ITERATION = 64
+
+
+def offline_steps_per_iteration(eval_every: int) -> int:
+    """K for offline runs: the largest divisor of ``eval_every`` up to 64 (so evaluations fall
+    on their exact steps), or 64 when that divisor is below 8."""
+    best = max(d for d in range(1, MAX_OFFLINE_STEPS_PER_ITERATION + 1) if eval_every % d == 0)
+    return best if best >= 8 else MAX_OFFLINE_STEPS_PER_ITERATION
+
 
 def data_parallel_mesh(config: Config) -> Mesh | None:
     """A 1-D mesh over the devices that share each batch, or None for a single device.
@@ -136,11 +181,16 @@ def data_parallel_mesh(config: Config) -> Mesh | None:
 
 class Trainer:
     """The jitted pieces of a run around its collector; the host loop in ``runner.Run`` drives
-    them. Call ``close`` to stop the collector's and the evaluator's workers."""
+    them. Offline tasks read their dataset here instead (``load_data``; refused here if it cannot
+    be trained on). Call ``close`` to stop the collector's and the evaluator's workers."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, load_data: bool = True):
         self.config = config
         self.backend = resolve_backend(config.env, config.backend)
+        self.offline = is_offline(config.env)
+        self.load_data = load_data
+        self.data: TrainingData | None = None
+        self.dataset_replay: ReplayState | None = None
         self.collector: Collector | None = None
         self.evaluator: Any = None
         try:
@@ -151,6 +201,9 @@ class Trainer:
 
     def _build(self) -> None:
         config = self.config
+        if self.offline:
+            self._build_offline()
+            return
         self.collector = make_collector(config, self.backend)
         spec = self.spec = self.collector.spec
         self.mesh = data_parallel_mesh(config)
@@ -174,10 +227,56 @@ class Trainer:
         self._warmup_jit = jax.jit(self._warmup, donate_argnums=0, static_argnames="how")
         self._iteration_jit = jax.jit(self._iteration, donate_argnums=0)
 
+    def _build_offline(self) -> None:
+        """The evaluation environment's spec, the dataset in a replay, K jitted updates."""
+        config = self.config
+        spec = self.spec = env_spec(config.env, self.backend)
+        self.mesh = data_parallel_mesh(config)
+        self.nets = make_networks(spec, config)
+        self.budget = Budget.offline(config)
+        self.learner = Learner(self.nets, config, self.budget.total_grad_steps)
+        self.evaluator = make_evaluator(config, self.backend, self.nets)
+        self._learn_offline = jax.jit(self._learn_from_dataset, donate_argnums=0)
+        if not self.load_data:
+            return
+        try:
+            self.data = load_training_data(config.dataset, config.env, spec)
+        except DatasetError as error:
+            raise ConfigError(str(error)) from None
+        print(self.data.summary(), file=sys.stderr)
+        for note in self.data.notes:
+            print(f"note: dataset: {note}", file=sys.stderr)
+        n, t = self.data.actions.shape[:2]
+        # The replay holds the dataset's episodes, whatever the evaluation episodes' length.
+        self.replay = EpisodeReplay(
+            dataclasses.replace(spec, episode_length=t), capacity=n, discount=config.discount
+        )
+        limit, where = memory_limit()
+        if self.replay.nbytes > MEMORY_FRACTION * limit:
+            raise ConfigError(
+                f"the dataset needs {self.replay.nbytes / GIB:.2f} GiB in the replay, more than "
+                f"{MEMORY_FRACTION:.0%} of the {limit / GIB:.2f} GiB of {where}"
+            )
+        if config.batch_size > n * t:
+            raise ConfigError(
+                f"batch_size ({config.batch_size}) is larger than the dataset ({n} episodes of "
+                f"{t} transitions)"
+            )
+
+    @property
+    def dataset_identity(self) -> dict[str, Any] | None:
+        """Path, format, sizes and SHA-256 of an offline run's dataset (None online)."""
+        return None if self.data is None else self.data.identity
+
     def init(self) -> LoopState:
         key = jax.random.key(self.config.seed)
         learner_key, collector_key, loop_key = jax.random.split(key, 3)
         learner = self.learner.init(learner_key)
+        if self.offline:
+            if self.data is not None and self.dataset_replay is None:
+                self.dataset_replay = self.place(self._dataset_replay())
+            state = LoopState(learner=learner, replay=None, collector=(), key=loop_key)
+            return self.place(state)
         state = LoopState(
             learner=learner,
             replay=self.replay.init(),
@@ -186,7 +285,20 @@ class Trainer:
         )
         return self.place(state)
 
-    def place(self, state: LoopState) -> LoopState:
+    def _dataset_replay(self) -> ReplayState:
+        """The dataset's episodes as a full replay (written once; the host copy is released)."""
+        data = self.data
+        n = data.states.shape[0]
+        replay = ReplayState(
+            states=jnp.asarray(data.states),
+            actions=jnp.asarray(data.actions),
+            next_slot=jnp.zeros((), jnp.int32),
+            num_episodes=jnp.asarray(n, jnp.int32),
+        )
+        self.data = dataclasses.replace(data, states=None, actions=None)
+        return replay
+
+    def place(self, state: Any) -> Any:
         """Replicate the loop state over the data-parallel devices (a no-op on one device)."""
         if self.mesh is None:
             return state
@@ -194,6 +306,8 @@ class Trainer:
 
     def restore(self, state: LoopState) -> LoopState:
         """Bring the collector's simulators in line with a state loaded from a checkpoint."""
+        if self.collector is None:  # offline: nothing in flight
+            return state
         return state.replace(collector=self.collector.restore(state.collector))
 
     def close(self) -> None:
@@ -212,7 +326,10 @@ class Trainer:
         return self._warmup_jit(state, data, how=how)
 
     def iteration(self, state: LoopState) -> tuple[LoopState, dict[str, jax.Array]]:
-        """Collection, insertion and K gradient steps (the next unroll may start meanwhile)."""
+        """Collection, insertion and K gradient steps (the next unroll may start meanwhile);
+        offline, the K gradient steps only."""
+        if self.offline:
+            return self._learn_offline(state, self.dataset_replay)
         data = self.collector.gather(state.collector, "sample")
         self.collector.prefetch(state.collector, state.learner.actor_params)
         return self._iteration_jit(state, data)
@@ -220,9 +337,10 @@ class Trainer:
     def evaluate(self, actor_params: Any, key: jax.Array) -> dict[str, Any]:
         return self.evaluator.evaluate(actor_params, key)
 
-    def eval_key(self, env_steps: int) -> jax.Array:
-        """Evaluation draws depend on the seed and the step only, so a resumed run sees the same."""
-        return jax.random.fold_in(jax.random.key(self.config.seed + 1_000_003), env_steps)
+    def eval_key(self, step: int) -> jax.Array:
+        """Evaluation draws depend on the seed and the step (of the budget's counter) only, so a
+        resumed run sees the same."""
+        return jax.random.fold_in(jax.random.key(self.config.seed + 1_000_003), step)
 
     # -- jitted ----------------------------------------------------------------------------------
     def _insert(self, replay: ReplayState, finished: Finished) -> ReplayState:
@@ -253,6 +371,11 @@ class Trainer:
         )
         metrics.update({f"collect/{k}": v for k, v in episode_stats.items()})
         return LoopState(learner=learner, replay=replay, collector=collector, key=key), metrics
+
+    def _learn_from_dataset(self, state: LoopState, replay: ReplayState):
+        key, update_key = jax.random.split(state.key)
+        learner, metrics = self._updates(state.learner, replay, update_key)
+        return state.replace(learner=learner, key=key), metrics
 
     # -- K gradient steps under lax.scan ---------------------------------------------------------
     def _updates(self, learner: TrainState, replay: ReplayState, key: jax.Array):

@@ -1,9 +1,10 @@
 """Weights & Biases as a mirror of the run's TensorBoard scalars (``crl train --wandb``).
 
 Imported only when a run enables it, so that the core never needs ``wandb``. The mirror gets
-exactly what TensorBoard gets (``rundir.MetricsLogger``), with ``env_steps`` as the x-axis of
-every chart. Without an API key (``wandb_mode auto``) the run is written offline under
-``RUN_DIR/wandb/`` and can be uploaded later with ``wandb sync``; nothing needs a network.
+exactly what TensorBoard gets (``rundir.MetricsLogger``), with ``env_steps`` (``grad_steps``
+for offline tasks) as the x-axis of every chart. Without an API key (``wandb_mode auto``) the
+run is written offline under ``RUN_DIR/wandb/`` and can be uploaded later with ``wandb sync``;
+nothing needs a network.
 
 A resumed run continues the same W&B run (its id is kept in ``RUN_DIR/wandb/run_id``). The
 records a resumed run logs again (those after its last checkpoint) appear twice in W&B, at the
@@ -83,9 +84,12 @@ def _run_id(directory: str, resume: bool) -> str:
 
 
 class WandbMirror:
-    """A W&B run receiving every scalar the run logs, at its ``env_steps``."""
+    """A W&B run receiving every scalar the run logs, at its ``env_steps`` (or ``step_metric``)."""
 
-    def __init__(self, config: Config, path: str, resume: bool = False):
+    def __init__(
+        self, config: Config, path: str, resume: bool = False, step_metric: str = STEP_METRIC
+    ):
+        self.step_metric = step_metric
         wandb = import_wandb()
         self.mode = resolve_mode(config.wandb_mode)
         directory = os.path.join(path, WANDB_DIR)
@@ -100,8 +104,8 @@ class WandbMirror:
             config=config.to_dict(),
             settings=wandb.Settings(console="off", quiet=True),
         )
-        self.run.define_metric(STEP_METRIC)
-        self.run.define_metric("*", step_metric=STEP_METRIC)
+        self.run.define_metric(step_metric)
+        self.run.define_metric("*", step_metric=step_metric)
         if self.mode == "offline":
             print(
                 f"W&B: offline run in {directory}; upload it with `wandb sync {directory}/"
@@ -110,7 +114,7 @@ class WandbMirror:
             )
 
     def log(self, scalars: Mapping[str, int | float], step: int) -> None:
-        self.run.log({STEP_METRIC: int(step), **scalars})
+        self.run.log({self.step_metric: int(step), **scalars})
 
     def close(self) -> None:
         if self.run is None:

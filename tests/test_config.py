@@ -34,11 +34,34 @@ def test_algorithm_presets_and_named_presets_apply_in_order():
     assert make_config(preset="quick", learning_rate=5e-4).learning_rate == 5e-4
 
 
+def test_offline_quick_preset_resolves_for_offline_names():
+    config = make_config("offline_point_FourRooms", dataset="d.hdf5", preset="offline_quick")
+    for k, v in PRESETS["offline_quick"].items():
+        assert getattr(config, k) == v, k
+    assert (config.batch_size, config.hidden_layer_sizes, config.steps) == (256, (256, 256), 20_000)
+    # the offline settings it leaves alone still apply by themselves
+    assert (config.repr_dim, config.twin_q, config.bc_coef, config.random_goals) == (
+        16,
+        True,
+        0.05,
+        0.0,
+    )
+    assert (
+        make_config("offline_ant_umaze", dataset="d.hdf5", preset="offline_quick").steps == 20_000
+    )
+    flagged = make_config("offline_ant_umaze", dataset="d", preset="offline_quick", batch_size=64)
+    assert flagged.batch_size == 64
+    # without it offline names keep the paper's offline networks
+    paper = make_config("offline_point_FourRooms", dataset="d.hdf5")
+    assert (paper.batch_size, paper.hidden_layer_sizes) == (1024, (1024, 1024))
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
         ({"env": "point_FourRoom"}, "did you mean 'point_FourRooms'"),
-        ({"env": "offline_ant_umaze"}, "not available yet"),
+        ({"env": "offline_ant_umaze"}, "offline_ant_umaze trains from a dataset: give --dataset"),
+        ({"dataset": "d.hdf5"}, "dataset only applies to offline_.*--env offline_point_FourRooms"),
         ({"env": "sawyer_push", "backend": "mjx"}, "no 'mjx' backend; valid choices: auto, mujoco"),
         ({"backend": "mjc"}, "unknown backend 'mjc'.*valid choices: auto, jax, mujoco, mjx"),
         ({"num_actors": -1}, "num_actors must be >= 0"),
@@ -47,6 +70,10 @@ def test_algorithm_presets_and_named_presets_apply_in_order():
         ({"worker_timeout_s": 0.0}, "worker_timeout_s must be positive"),
         ({"alg": "contrastive_nec"}, "did you mean 'contrastive_nce'"),
         ({"preset": "quik"}, "did you mean 'quick'"),
+        (
+            {"preset": "offline_quick"},
+            "offline_quick is for offline_.*--env offline_point_FourRooms",
+        ),
         ({"steps": 0}, "steps must be positive"),
         ({"steps": -5}, "steps must be positive"),
         ({"batch_size": 2_000_000}, "larger than the replay capacity"),

@@ -240,7 +240,14 @@ def test_gcbc_has_no_critic_loss():
 
 @pytest.mark.parametrize(
     "random_goals,bc_coef,twin",
-    [(0.0, 0.0, False), (0.5, 0.0, True), (1.0, 0.0, False), (0.5, 0.3, False), (0.0, 1.0, True)],
+    [
+        (0.0, 0.0, False),
+        (0.5, 0.0, True),
+        (1.0, 0.0, False),
+        (0.5, 0.3, False),
+        (0.0, 1.0, True),
+        (0.0, 0.05, True),  # the offline settings: relabelled goals, bc 0.05, min of twins
+    ],
 )
 def test_actor_loss_by_hand(random_goals, bc_coef, twin, monkeypatch):
     monkeypatch.setattr(losses, "sample_action", fake_sample)

@@ -1,5 +1,6 @@
 """`crl plot`: curves, bands and the summary table from run directories the test writes."""
 
+import json
 import os
 import sys
 import xml.etree.ElementTree as ET
@@ -58,16 +59,28 @@ def test_summary_table_final_and_best(sweep_dir):
     groups = plot.group_runs(plot.find_runs([sweep_dir]))
     rows = {(r["env"], r["label"]): r for r in plot.summary_rows(groups, "eval/success")}
     nce = rows[("point_U", "contrastive_nce")]
-    assert nce["seeds"] == 3 and nce["env_steps"] == (3000, 3000)
+    assert nce["seeds"] == 3 and nce["steps"] == (3000, 3000) and nce["unit"] == "env"
     np.testing.assert_allclose(nce["final"], (0.9, 0.1))
     np.testing.assert_allclose(nce["best"], (0.9, 0.1))
     gcbc = rows[("point_U", "gcbc")]
     np.testing.assert_allclose(gcbc["final"], (0.35, np.std([0.3, 0.4], ddof=1)))
-    assert gcbc["env_steps"] == (2000, 3000)
+    assert gcbc["steps"] == (2000, 3000)
     table = plot.markdown_table(list(rows.values()))
     assert "| point_U | contrastive_nce | 3 | 3,000 | 0.900 ± 0.100 | 0.900 ± 0.100 |" in table
     assert "| point_U | gcbc | 2 | 2,000-3,000 | 0.350 ± 0.071 |" in table
     assert "| point_Small | gcbc | 1 | 500 | 0.500 | 0.500 |" in table  # one seed: no spread
+
+
+def test_summary_table_counts_gradient_steps_of_offline_runs(tmp_path):
+    path = write_run(tmp_path, "point_U", "contrastive_nce", 0, [(0, 0.1)])
+    with open(os.path.join(path, "metrics.jsonl"), "w") as f:  # as an offline run logs them
+        for grad_steps, success in [(2500, 0.4), (5000, 0.7)]:
+            f.write(json.dumps({"env_steps": 0, "grad_steps": grad_steps, "eval/success": success}))
+            f.write("\n")
+    rows = plot.summary_rows(plot.group_runs(plot.find_runs([str(tmp_path)])), "eval/success")
+    assert rows[0]["steps"] == (5000, 5000) and rows[0]["unit"] == "grad"
+    row = "| point_U | contrastive_nce | 1 | 5,000 grad | 0.700 | 0.700 |"
+    assert row in plot.markdown_table(rows)
 
 
 def test_other_differing_fields_become_separate_lines(tmp_path):

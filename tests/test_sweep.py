@@ -301,3 +301,19 @@ def test_interrupted_sweep_rerun_equals_one_left_alone(tmp_path, monkeypatch, ca
     import imageio.v2 as imageio
 
     assert len(imageio.mimread(tmp_path / "v.gif")) == 51  # a trained run's policy, 50 steps
+
+
+def test_an_offline_run_is_finished_at_its_gradient_steps(tmp_path):
+    """Offline runs count gradient steps (their env_steps stay 0): the checkpoint's step."""
+    from contrastive_rl.files import DATA_FILE, META_FILE
+
+    def checkpointed(step, progress):
+        (tmp_path / DATA_FILE).write_bytes(b"x")
+        meta = {"step": step, "progress": {**progress, "eval_pending": False}}
+        (tmp_path / META_FILE).write_text(json.dumps(meta))
+        return tmp_path
+
+    offline = checkpointed(384, {"env_steps": 0, "grad_steps": 384})
+    assert sweep.finished(str(offline), 384) and not sweep.finished(str(offline), 512)
+    online = checkpointed(1000, {"env_steps": 1000, "grad_steps": 700})
+    assert sweep.finished(str(online), 1000) and not sweep.finished(str(online), 1001)

@@ -117,7 +117,14 @@ def test_the_run_mirrors_only_when_asked(tmp_path):
 
     assert mirrors() == []
     (mirror,) = mirrors(wandb=True, wandb_mode="disabled")
-    assert isinstance(mirror, wandb_mirror.WandbMirror)
+    assert isinstance(mirror, wandb_mirror.WandbMirror) and mirror.step_metric == "env_steps"
+    mirror.close()
+    # offline runs count gradient steps: their charts' x-axis is grad_steps
+    run = SimpleNamespace(
+        config=make_config("point_Small", wandb=True, wandb_mode="disabled"), path=str(tmp_path)
+    )
+    (mirror,) = Run._mirrors(run, resume=False, step_key="grad_steps")
+    assert mirror.step_metric == "grad_steps"
     mirror.close()
 
 

@@ -21,12 +21,16 @@ from contrastive_rl.envs.registry import (
     HOST_ENVS,
     IMAGE_ENVS,
     MUJOCO_IMAGE_ENVS,
+    OFFLINE_ANT_ENVS,
+    OFFLINE_ENVS,
+    OFFLINE_POINT_ENVS,
     PLANNED,
     POINT_ENVS,
     POINT_IMAGE_ENVS,
     SAWYER_ENVS,
     STATE_ENVS,
     backend_error,
+    is_offline,
     requirements_error,
     resolve_backend,
     unknown_env_error,
@@ -56,6 +60,10 @@ def make_env(name: str, backend: str = "auto") -> Any:
     problem = requirements_error(name, kind)
     if problem:
         raise ValueError(problem)
+    if kind == "jax" and name in OFFLINE_POINT_ENVS:  # evaluated in the point maze itself
+        from contrastive_rl.envs.point import PointMaze
+
+        return PointMaze(name.removeprefix("offline_point_"))
     if kind == "jax" and name in POINT_IMAGE_ENVS:
         from contrastive_rl.envs.point_image import PointImage
 
@@ -95,6 +103,9 @@ __all__ = [
     "HOST_ENVS",
     "IMAGE_ENVS",
     "MUJOCO_IMAGE_ENVS",
+    "OFFLINE_ANT_ENVS",
+    "OFFLINE_ENVS",
+    "OFFLINE_POINT_ENVS",
     "PLANNED",
     "POINT_ENVS",
     "POINT_IMAGE_ENVS",
@@ -103,6 +114,7 @@ __all__ = [
     "EnvSpec",
     "backend_error",
     "env_spec",
+    "is_offline",
     "make_env",
     "requirements_error",
     "resolve_backend",

@@ -19,6 +19,8 @@ to the motors' +-30. Success: ||xy - goal|| <= 0.5 (the original's ``<=``).
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import mujoco
@@ -30,6 +32,7 @@ from contrastive_rl.envs.ant_model import (
     CTRL_LIMIT,
     FRAME_SKIP,
     MAZE_SIZE_SCALING,
+    OFFLINE_ANT_TASKS,
     build_mjcf,
     cell_xy,
     maze_cells,
@@ -200,6 +203,48 @@ class AntMazeHost(HostEnv):
 def make_ant_host(name: str) -> AntMazeHost:
     """Factory for the host registry: ``ant_umaze``, ``ant_medium``, ``ant_large``."""
     return AntMazeHost(name)
+
+
+def offline_ant_task(name: str) -> tuple[str, tuple[int, int]]:
+    """``offline_ant_<dataset>`` -> (maze, target cell), with a clear error for other names.
+
+    Episode limits are the mazes' (700 for the U-maze, also for umaze-diverse, whose stored
+    episodes are longer, as the original's; 1000 otherwise).
+    """
+    task = name.removeprefix("offline_ant_")
+    if not name.startswith("offline_ant_") or task not in OFFLINE_ANT_TASKS:
+        valid = ", ".join(f"offline_ant_{t}" for t in OFFLINE_ANT_TASKS)
+        raise ValueError(f"unknown offline ant task {name!r}; valid: {valid}")
+    return OFFLINE_ANT_TASKS[task]
+
+
+class OfflineAntMazeHost(AntMazeHost):
+    """The evaluation environment of an offline AntMaze task, as D4RL's antmaze-*-v2.
+
+    Goal: the target cell's centre plus D4RL's goal-sampler offsets (U(0, 1) + U(0, 0.5) per
+    axis), redrawn at every reset (v2); no settling, the goal is that xy. Start: the start cell,
+    only the joints' reset noise (D4RL's ``non_zero_reset=False``: xy = U(-0.1, 0.1)). Success as
+    online: x, y within 0.5 of the goal at some step (D4RL's evaluation ends the episode there).
+    """
+
+    def __init__(self, name: str, cone: str = "pyramidal"):
+        maze, target = offline_ant_task(name)
+        super().__init__(f"ant_{maze}", goal_settle_steps=0, cone=cone)
+        self.spec = dataclasses.replace(self.spec, name=name)
+        self.target_xy = cell_xy(np.array([target]), self.layout.start_cell)[0]
+
+    def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        offset = rng.uniform(0.0, GOAL_OFFSET_HIGH[0], 2) + rng.uniform(0.0, GOAL_OFFSET_HIGH[1], 2)
+        self.goal = np.maximum(self.target_xy + offset, 0.0).astype(np.float32)
+        qpos, qvel = joint_noise_np(rng, self.model.qpos0)
+        self._set(qpos, qvel)
+        return self.state(), self.goal.copy()
+
+
+def make_offline_ant_host(name: str) -> OfflineAntMazeHost:
+    """Factory for the host registry: the six ``offline_ant_*`` tasks."""
+    return OfflineAntMazeHost(name)
 
 
 @struct.dataclass

@@ -62,6 +62,17 @@ MAZES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# The offline tasks (D4RL's antmaze-*-v2): maze, and the single target cell (row, col) of D4RL's
+# *_TEST maps (U_MAZE_TEST, BIG_MAZE_TEST, HARDEST_MAZE_TEST), where every evaluation goal is drawn.
+OFFLINE_ANT_TASKS: dict[str, tuple[str, tuple[int, int]]] = {
+    "umaze": ("umaze", (3, 1)),
+    "umaze_diverse": ("umaze", (3, 1)),
+    "medium_play": ("medium", (6, 6)),
+    "medium_diverse": ("medium", (6, 6)),
+    "large_play": ("large", (7, 9)),
+    "large_diverse": ("large", (7, 9)),
+}
+
 # Legs in the model's body order: (body name, xy direction, ankle axis, ankle range in degrees).
 _LEGS = (
     ("front_left_leg", (1, 1), "-1 1 0", (30, 70)),

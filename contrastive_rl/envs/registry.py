@@ -21,6 +21,20 @@ FETCH_ENVS = ["fetch_reach", "fetch_push"]
 ANT_ENVS = [f"ant_{m}" for m in ("umaze", "medium", "large")]
 # 64x64 RGB versions of the Sawyer and Fetch tasks, rendered by MuJoCo in the workers.
 MUJOCO_IMAGE_ENVS = [f"{name}_image" for name in SAWYER_ENVS + FETCH_ENVS]
+# Offline tasks: trained from a dataset file (``--dataset``), evaluated in an environment. The
+# six AntMaze datasets of D4RL (evaluated on D4RL's single target per maze), and the point
+# mazes (datasets made by ``crl collect``; evaluated as ``point_*``).
+OFFLINE_ANT_DATASETS = (
+    "umaze",
+    "umaze_diverse",
+    "medium_play",
+    "medium_diverse",
+    "large_play",
+    "large_diverse",
+)
+OFFLINE_ANT_ENVS = [f"offline_ant_{d}" for d in OFFLINE_ANT_DATASETS]
+OFFLINE_POINT_ENVS = [f"offline_{name}" for name in POINT_ENVS]
+OFFLINE_ENVS = OFFLINE_POINT_ENVS + OFFLINE_ANT_ENVS
 
 # Host environments (stepped on the CPU in worker processes): name -> "module:factory"; the
 # factory takes the name and returns a HostEnv.
@@ -29,6 +43,7 @@ HOST_ENVS: dict[str, str] = {
     **{name: "contrastive_rl.envs.fetch:make_fetch" for name in FETCH_ENVS},
     **{name: "contrastive_rl.envs.ant:make_ant_host" for name in ANT_ENVS},
     **{name: "contrastive_rl.envs.host_image:make_image_env" for name in MUJOCO_IMAGE_ENVS},
+    **{name: "contrastive_rl.envs.ant:make_offline_ant_host" for name in OFFLINE_ANT_ENVS},
 }
 
 # Backends of every available environment, the preferred one first.
@@ -37,6 +52,8 @@ BACKENDS: dict[str, tuple[str, ...]] = {
     **{name: ("mujoco",) for name in SAWYER_ENVS + FETCH_ENVS},
     **{name: ("mujoco", "mjx") for name in ANT_ENVS},
     **{name: ("mujoco",) for name in MUJOCO_IMAGE_ENVS},
+    **{name: ("jax",) for name in OFFLINE_POINT_ENVS},
+    **{name: ("mujoco",) for name in OFFLINE_ANT_ENVS},
 }
 BACKEND_CHOICES = ("auto", "jax", "mujoco", "mjx")
 
@@ -48,6 +65,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "ant": ("mujoco",),
     "mjx": ("mujoco", "mujoco-mjx"),
     "gym": ("gymnasium",),
+    "offline": ("h5py",),
     # Not environments: the experiment tools and the W&B mirror.
     "plot": ("matplotlib", "imageio", "imageio-ffmpeg"),
     "ray": ("ray",),
@@ -59,29 +77,28 @@ ENV_EXTRA: dict[str, str] = {
     **{name: "ant" for name in ANT_ENVS},
     **{f"{name}_image": "sawyer" for name in SAWYER_ENVS},
     **{f"{name}_image": "fetch" for name in FETCH_ENVS},
+    **{name: "ant" for name in OFFLINE_ANT_ENVS},
 }
 
-# Names of the original that later work adds, with where that work is tracked.
-PLANNED: dict[str, str] = {
-    **{
-        f"offline_ant_{d}": "planned: offline datasets"
-        for d in (
-            "umaze",
-            "umaze_diverse",
-            "medium_play",
-            "medium_diverse",
-            "large_play",
-            "large_diverse",
-        )
-    },
-}
+# Names of the original that later work adds, with where that work is tracked (none now).
+PLANNED: dict[str, str] = {}
 
 ENV_NAMES: list[str] = list(BACKENDS)
 IMAGE_ENVS: list[str] = [name for name in ENV_NAMES if name.endswith("_image") or "_image_" in name]
-STATE_ENVS: list[str] = [name for name in ENV_NAMES if name not in IMAGE_ENVS]
-ENV_STATUS: dict[str, str] = {
-    name: "ready (" + ", ".join(backends) + ")" for name, backends in BACKENDS.items()
-} | PLANNED
+# Environments one can step (offline names are tasks on a dataset, evaluated in one of these).
+STATE_ENVS: list[str] = [
+    name for name in ENV_NAMES if name not in IMAGE_ENVS and name not in OFFLINE_ENVS
+]
+ENV_STATUS: dict[str, str] = (
+    {name: "ready (" + ", ".join(backends) + ")" for name, backends in BACKENDS.items()}
+    | {name: f"ready ({BACKENDS[name][0]}), trains from --dataset" for name in OFFLINE_ENVS}
+    | PLANNED
+)
+
+
+def is_offline(name: str) -> bool:
+    """Whether ``name`` trains from a dataset (``offline_*``) instead of collecting."""
+    return name.startswith("offline_")
 
 
 def closest(name: str, choices: list[str]) -> str:

@@ -82,7 +82,13 @@ def add_commands(commands: Any) -> dict[str, Handler]:
     plot.add_argument("paths", nargs="+", metavar="DIR", help="run or sweep directories")
     _flag(plot, "out", metavar="DIR", help="output directory (default DIR/plots for one DIR)")
     _flag(plot, "metric", default="eval/success", help="the metric (default eval/success)")
-    _flag(plot, "x", default="env_steps", choices=["env_steps", "wall_time"], help="x axis")
+    _flag(
+        plot,
+        "x",
+        default="env_steps",
+        choices=["env_steps", "grad_steps", "wall_time"],
+        help="x axis (grad_steps for offline_* runs)",
+    )
     _flag(plot, "band", default="std", choices=["std", "ci"], help="std over seeds or 95%% CI")
     _flag(plot, "name", default="curves", help="file name of the figure and table")
     _flag(plot, "title", default="", help="title of the figure")

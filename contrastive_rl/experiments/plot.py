@@ -25,7 +25,7 @@ import numpy as np
 from contrastive_rl.config import ConfigError
 from contrastive_rl.envs.registry import install_hint
 
-X_AXES = {"env_steps": "env steps", "wall_time": "wall time (s)"}
+X_AXES = {"env_steps": "env steps", "grad_steps": "gradient steps", "wall_time": "wall time (s)"}
 BANDS = ("std", "ci")
 # Config fields that never make two runs different lines: the seed (averaged over), where the
 # run is written or mirrored.
@@ -190,7 +190,8 @@ def mean_std_text(mean: float, std: float) -> str:
 
 
 def summary_rows(groups: Groups, metric: str, window: int = 1) -> list[dict[str, Any]]:
-    """Per line: seeds, final and best ``metric`` (mean, std over seeds), final env steps."""
+    """Per line: seeds, final and best ``metric`` (mean, std over seeds), final steps: env steps,
+    or gradient steps for offline runs (which collect no env steps)."""
     rows = []
     for env, lines in groups.items():
         for label, runs in lines.items():
@@ -200,6 +201,10 @@ def summary_rows(groups: Groups, metric: str, window: int = 1) -> list[dict[str,
             finals = [final_value(r, metric, window) for r in done]
             bests = [float(r.series(metric, "env_steps")[1].max()) for r in done]
             steps = [int(r.series(metric, "env_steps")[0][-1]) for r in done]
+            unit = "env"
+            if not any(steps):  # offline: the budget counts gradient steps
+                steps = [int(r.series(metric, "grad_steps")[0][-1]) for r in done]
+                unit = "grad"
             rows.append(
                 {
                     "env": env,
@@ -207,7 +212,8 @@ def summary_rows(groups: Groups, metric: str, window: int = 1) -> list[dict[str,
                     "seeds": len(done),
                     "final": _mean_std(finals),
                     "best": _mean_std(bests),
-                    "env_steps": (min(steps), max(steps)),
+                    "steps": (min(steps), max(steps)),
+                    "unit": unit,
                 }
             )
     return rows
@@ -216,12 +222,13 @@ def summary_rows(groups: Groups, metric: str, window: int = 1) -> list[dict[str,
 def markdown_table(rows: Sequence[dict[str, Any]], metric: str = "eval/success") -> str:
     """The summary as a Markdown table (mean +- std over seeds)."""
     lines = [
-        f"| env | algorithm | seeds | env steps | final {metric} | best {metric} |",
+        f"| env | algorithm | seeds | steps | final {metric} | best {metric} |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lo, hi = r["env_steps"]
+        lo, hi = r["steps"]
         steps = f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}"
+        steps += " grad" if r["unit"] == "grad" else ""
         final, best = r["final"], r["best"]
         lines.append(
             f"| {r['env']} | {r['label']} | {r['seeds']} | {steps} | "

@@ -67,17 +67,18 @@ class Outcome:
 
 
 def finished(path: str, steps: int) -> bool:
-    """Whether the checkpoint in ``path`` holds the whole budget with its final evaluation."""
+    """Whether the checkpoint in ``path`` holds the whole budget with its final evaluation.
+
+    The checkpoint's ``step`` is in the budget's unit: env steps, or gradient steps for
+    offline tasks (whose ``env_steps`` stay 0)."""
     try:
         with open(os.path.join(path, files.META_FILE), encoding="utf-8") as f:
-            progress = json.load(f)["progress"]
+            meta = json.load(f)
+        progress = meta["progress"]
+        done = int(meta.get("step", progress.get("env_steps", 0)))
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    return (
-        files.has_checkpoint(path)
-        and int(progress.get("env_steps", 0)) >= steps
-        and not progress.get("eval_pending", False)
-    )
+    return files.has_checkpoint(path) and done >= steps and not progress.get("eval_pending", False)
 
 
 def inspect(run: PlannedRun, sweep_dir: str) -> Job:

@@ -1,0 +1,371 @@
+"""``crl collect``: the offline tasks' datasets, made here (nothing can be downloaded).
+
+Both collectors steer an agent through the maze by D4RL's waypoints (``mazes.MazeGrid``): a
+breadth-first search over the free cells gives the next cell towards the episode's goal; the
+waypoint is that cell's centre with a little noise, or the goal itself once in the goal's cell.
+Every episode has a fixed number of steps and its goal is held to the end (the agent loiters
+there). Episodes are written as ``episode_length + 1`` rows in D4RL's layout (``.hdf5``; the last
+row's action is computed but never executed, as D4RL's generator) or OGBench's (``.npz``), with a
+``metadata`` record of the policy, the noise and the seed.
+
+* Point mazes (``offline_point_*``): a scripted navigator, action = the direction to the waypoint
+  (full speed beyond one cell) plus N(0, noise^2), clipped; starts and goals as the environment
+  draws them (uniform free positions). Runs in JAX, vmapped over episodes.
+* AntMaze (``offline_ant_*``): D4RL's recipe: a goal-reaching ant policy trained by this library
+  (a run directory of ``ant_<maze>``) is given the waypoint as its goal; its deterministic action
+  plus N(0, 0.2^2), clipped; 1000-step episodes (700 for umaze), 1M rows in all by default. The
+  six datasets differ in starts and goals (``ANT_RECIPES``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from contrastive_rl.datasets import DatasetError
+from contrastive_rl.datasets.mazes import MazeGrid, ant_grid, point_grid
+
+# D4RL's waypoint noise: U(0, cell / 4) added to the next cell's centre on each axis (AntMaze);
+# for the point mazes' unit cells, U(-0.25, 0.25) around the centre.
+POINT_WAYPOINT_NOISE = 0.25
+POINT_ACTION_NOISE = 0.5  # OGBench's point-maze noise
+ANT_ACTION_NOISE = 0.2  # D4RL's
+POINT_STEPS = 200_000
+ANT_STEPS = 1_000_000
+ANT_EPISODE_LENGTHS = {"umaze": 700}  # D4RL's umaze file; 1000 for the others (its default)
+
+# The goal-eligible cells ('g') of D4RL's generation maps (U_MAZE, BIG_MAZE, HARDEST_MAZE): the
+# hand-picked goals of the "play" datasets (and umaze's single goal).
+D4RL_GOAL_CELLS: dict[str, tuple[tuple[int, int], ...]] = {
+    "umaze": ((3, 1),),
+    "medium": ((2, 6), (5, 1), (6, 5)),
+    "large": ((1, 6), (3, 5), (3, 10), (5, 2), (7, 4), (7, 6), (7, 9)),
+}
+
+
+@dataclass(frozen=True)
+class AntRecipe:
+    """How one AntMaze dataset picks each episode's start and goal.
+
+    start ``fixed``: the start cell, joint noise only (D4RL without multistart); ``free``: D4RL's
+    reset sampler, a uniform free cell that is not a goal cell, plus U(0, 1) per axis. goal
+    ``play``: one of D4RL's goal cells of the map; ``any``: any free cell; both plus D4RL's goal
+    offsets (U(0, 1) + U(0, 0.5) per axis).
+    """
+
+    maze: str
+    start: str
+    goal: str
+
+
+ANT_RECIPES: dict[str, AntRecipe] = {
+    "umaze": AntRecipe("umaze", "fixed", "play"),
+    "umaze_diverse": AntRecipe("umaze", "free", "any"),
+    "medium_play": AntRecipe("medium", "free", "play"),
+    "medium_diverse": AntRecipe("medium", "free", "any"),
+    "large_play": AntRecipe("large", "free", "play"),
+    "large_diverse": AntRecipe("large", "free", "any"),
+}
+
+
+@dataclass(frozen=True)
+class CollectOptions:
+    env: str  # offline_point_* or offline_ant_*
+    out: str  # .hdf5 (D4RL layout) or .npz (OGBench layout)
+    steps: int = 0  # rows in all, rounded up to whole episodes; 0 = the task's default
+    episode_length: int = 0  # steps per episode; 0 = the task's default
+    noise: float | None = None  # std of the Gaussian action noise; None = the task's default
+    seed: int = 0
+    policy: str = ""  # AntMaze: the run directory of a goal-reaching ant policy
+    num_envs: int = 64  # episodes collected side by side
+    overwrite: bool = False
+
+
+def collect(options: CollectOptions) -> dict[str, Any]:
+    """Collect and write the dataset; returns its metadata (what was written to the file)."""
+    env = options.env
+    out_format = _out_format(options.out)
+    if os.path.exists(options.out) and not options.overwrite:
+        raise DatasetError(f"{options.out} exists; pass --overwrite to replace it")
+    if options.num_envs <= 0:
+        raise DatasetError(f"num_envs must be positive, got {options.num_envs}")
+    if options.steps < 0 or options.episode_length < 0:
+        raise DatasetError("steps and episode_length must be >= 0 (0 = the task's default)")
+    if options.noise is not None and options.noise < 0:
+        raise DatasetError(f"noise must be >= 0, got {options.noise}")
+    start = time.perf_counter()
+    if env.startswith("offline_point_"):
+        rows, metadata = _collect_point(options)
+    elif env.startswith("offline_ant_"):
+        rows, metadata = _collect_ant(options)
+    else:
+        from contrastive_rl.envs.registry import OFFLINE_ENVS
+
+        raise DatasetError(
+            f"crl collect makes datasets for the offline tasks; {env!r} is not one (valid: "
+            f"{', '.join(OFFLINE_ENVS)})"
+        )
+    from contrastive_rl import __version__
+
+    metadata.update(
+        env=env,
+        seed=options.seed,
+        rows=int(len(rows["observations"])),
+        collect_seconds=round(time.perf_counter() - start, 1),
+        created_by=f"contrastive_rl {__version__} crl collect",
+    )
+    if out_format == "d4rl":
+        from contrastive_rl.datasets import d4rl
+
+        d4rl.write(options.out, rows, metadata)
+    else:
+        from contrastive_rl.datasets import ogbench
+
+        ogbench.write(options.out, rows, metadata)
+    return metadata
+
+
+def _out_format(path: str) -> str:
+    lower = path.lower()
+    if lower.endswith((".hdf5", ".h5")):
+        return "d4rl"
+    if lower.endswith(".npz"):
+        return "ogbench"
+    raise DatasetError(
+        f"cannot tell the output format from {path}: name it .hdf5 (D4RL's layout) or .npz "
+        f"(OGBench's)"
+    )
+
+
+def _episode_count(steps: int, episode_length: int) -> int:
+    """Episodes of ``episode_length + 1`` rows covering ``steps`` rows (rounded up)."""
+    return -(-steps // (episode_length + 1))
+
+
+def flatten_episodes(
+    states: np.ndarray, actions: np.ndarray, goals: np.ndarray, reached: np.ndarray, **infos: Any
+) -> dict[str, np.ndarray]:
+    """D4RL's flat rows from episodes: ``states`` [E, T+1, S], ``actions`` [E, T+1, A] (the last
+    never executed), ``goals`` [E, G], ``reached`` [E, T+1] (within the success distance)."""
+    e, rows = states.shape[:2]
+    timeouts = np.zeros((e, rows), bool)
+    timeouts[:, -1] = True
+    out = {
+        "observations": states.reshape(e * rows, -1).astype(np.float32),
+        "actions": actions.reshape(e * rows, -1).astype(np.float32),
+        "rewards": reached.reshape(-1).astype(np.float32),
+        "terminals": reached.reshape(-1).astype(bool),
+        "timeouts": timeouts.reshape(-1),
+        "infos/goal": np.repeat(goals, rows, axis=0).astype(np.float32),
+    }
+    for key, value in infos.items():
+        out[f"infos/{key}"] = value.reshape(e * rows, -1).astype(np.float32)
+    return out
+
+
+# -- point mazes ----------------------------------------------------------------------------------
+
+
+def _collect_point(options: CollectOptions) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    import jax
+    import jax.numpy as jnp
+
+    from contrastive_rl.envs.point import PointMaze
+
+    maze = options.env.removeprefix("offline_point_")
+    env = PointMaze(maze)
+    grid = point_grid(maze)
+    t = options.episode_length or env.spec.episode_length
+    noise = POINT_ACTION_NOISE if options.noise is None else options.noise
+    episodes = _episode_count(options.steps or POINT_STEPS, t)
+    table = jnp.asarray(grid.next_cells())
+    threshold = env.spec.success_threshold
+
+    def navigate(position, goal, key):
+        return point_navigator_action(table, position, goal, key, noise)
+
+    def episode(key):
+        reset_key, step_key = jax.random.split(key)
+        first = env.reset(reset_key)
+
+        def one_step(s, k):
+            act_key, env_key = jax.random.split(k)
+            action = navigate(s.state, s.goal, act_key)
+            return env.step(s, action, env_key), (s.state, action)
+
+        last, (states, actions) = jax.lax.scan(one_step, first, jax.random.split(step_key, t))
+        final_action = navigate(last.state, last.goal, jax.random.fold_in(step_key, t))
+        states = jnp.concatenate([states, last.state[None]])
+        actions = jnp.concatenate([actions, final_action[None]])
+        return states, actions, first.goal
+
+    run = jax.jit(jax.vmap(episode))
+    parts = []
+    base = jax.random.key(options.seed)
+    for r in range(-(-episodes // options.num_envs)):
+        keys = jax.random.split(jax.random.fold_in(base, r), options.num_envs)
+        parts.append(jax.device_get(run(keys)))
+    states, actions, goals = (np.concatenate(x)[:episodes] for x in zip(*parts, strict=True))
+    reached = np.linalg.norm(states - goals[:, None], axis=-1) < threshold
+    metadata = {
+        "policy": "scripted BFS waypoint navigator (contrastive_rl.datasets.collect)",
+        "action_noise": noise,
+        "waypoint_noise": POINT_WAYPOINT_NOISE,
+        "episode_length": t,
+        "episodes": int(episodes),
+        "starts_goals": "as the environment's reset: uniform free positions",
+        "policy_success": float(reached.any(axis=1).mean()),
+    }
+    return flatten_episodes(states, actions, goals, reached), metadata
+
+
+def point_navigator_action(table, position, goal, key, noise: float):
+    """The scripted point navigator (JAX): towards the next waypoint, plus Gaussian noise."""
+    import jax
+    import jax.numpy as jnp
+
+    wp_key, noise_key = jax.random.split(key)
+    h, w = table.shape[:2]
+    high = jnp.array([h - 1, w - 1])
+    cell = jnp.clip(jnp.floor(position).astype(jnp.int32), 0, high)
+    target = jnp.clip(jnp.floor(goal).astype(jnp.int32), 0, high)
+    nxt = table[cell[0], cell[1], target[0], target[1]]
+    jitter = jax.random.uniform(
+        wp_key, (2,), minval=-POINT_WAYPOINT_NOISE, maxval=POINT_WAYPOINT_NOISE
+    )
+    in_goal_cell = jnp.all(cell == target)
+    waypoint = jnp.where(in_goal_cell, goal, nxt + 0.5 + jitter)
+    delta = waypoint - position
+    action = delta / jnp.maximum(1.0, jnp.max(jnp.abs(delta)))
+    action = action + noise * jax.random.normal(noise_key, (2,))
+    return jnp.clip(action, -1.0, 1.0)
+
+
+# -- AntMaze ------------------------------------------------------------------------------------
+
+
+def ant_waypoints(
+    grid: MazeGrid, table: np.ndarray, xy: np.ndarray, goal: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """D4RL's waypoints for ant positions ``xy`` [N, 2] and goals [N, 2] (numpy)."""
+    cell = grid.cell_of(xy)
+    target = grid.cell_of(goal)
+    nxt = table[cell[:, 0], cell[:, 1], target[:, 0], target[:, 1]]
+    in_goal_cell = np.all(cell == target, axis=-1)
+    noise = rng.uniform(0.0, grid.cell_size / 4, xy.shape)
+    return np.where(in_goal_cell[:, None], goal, grid.centre(nxt) + noise)
+
+
+def _ant_policy(policy_dir: str, maze: str, env: str):
+    if not policy_dir:
+        raise DatasetError(
+            f"{env} is collected by a goal-reaching ant policy: give --policy RUN_DIR, a run "
+            f"of ant_{maze} trained by `crl train --env ant_{maze}` (docs/offline.md)"
+        )
+    from contrastive_rl.api import load_policy
+
+    try:
+        policy = load_policy(policy_dir)
+    except (FileNotFoundError, ValueError) as e:
+        raise DatasetError(f"--policy {policy_dir}: {e}") from None
+    if policy.config.env != f"ant_{maze}":
+        raise DatasetError(
+            f"--policy {policy_dir} was trained on {policy.config.env}; {env} needs a policy of "
+            f"ant_{maze} (its goals are positions in that maze)"
+        )
+    return policy
+
+
+def _sample_cell_xy(grid: MazeGrid, cells: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """D4RL's goal sampler: a cell of ``cells`` plus U(0, 1) + U(0, 0.5) per axis, at least 0."""
+    from contrastive_rl.envs.ant import GOAL_OFFSET_HIGH
+
+    cell = cells[rng.integers(len(cells))]
+    offset = rng.uniform(0.0, GOAL_OFFSET_HIGH[0], 2) + rng.uniform(0.0, GOAL_OFFSET_HIGH[1], 2)
+    return np.maximum(grid.centre(cell) + offset, 0.0)
+
+
+def ant_start_goal(
+    recipe: AntRecipe, grid: MazeGrid, rng: np.random.Generator
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """(start xy or None for the start cell, goal xy) of one episode of ``recipe``."""
+    from contrastive_rl.envs.ant import START_OFFSET_HIGH
+
+    goal_cells = np.array(D4RL_GOAL_CELLS[recipe.maze])
+    free = grid.free_cells
+    goal = _sample_cell_xy(grid, goal_cells if recipe.goal == "play" else free, rng)
+    if recipe.start == "fixed":
+        return None, goal
+    eligible = np.array([c for c in free if tuple(c) not in set(map(tuple, goal_cells))])
+    cell = eligible[rng.integers(len(eligible))]
+    start = np.maximum(grid.centre(cell) + rng.uniform(0.0, START_OFFSET_HIGH, 2), 0.0)
+    return start, goal
+
+
+def _collect_ant(options: CollectOptions) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    from contrastive_rl.envs.ant import AntMazeHost, joint_noise_np
+
+    task = options.env.removeprefix("offline_ant_")
+    if task not in ANT_RECIPES:
+        raise DatasetError(f"unknown offline ant task {options.env!r}")
+    recipe = ANT_RECIPES[task]
+    policy = _ant_policy(options.policy, recipe.maze, options.env)
+    grid = ant_grid(recipe.maze)
+    table = grid.next_cells()
+    t = options.episode_length or ANT_EPISODE_LENGTHS.get(task, 1000)
+    noise = ANT_ACTION_NOISE if options.noise is None else options.noise
+    episodes = _episode_count(options.steps or ANT_STEPS, t)
+    n = min(options.num_envs, episodes)
+    all_envs = [AntMazeHost(f"ant_{recipe.maze}", goal_settle_steps=0) for _ in range(n)]
+    threshold = all_envs[0].spec.success_threshold
+    qpos0 = all_envs[0].model.qpos0
+    states = np.zeros((episodes, t + 1, 29), np.float32)
+    actions = np.zeros((episodes, t + 1, 8), np.float32)
+    qpos = np.zeros((episodes, t + 1, 15), np.float32)
+    qvel = np.zeros((episodes, t + 1, 14), np.float32)
+    goals = np.zeros((episodes, 2), np.float32)
+    rng = np.random.default_rng(np.random.SeedSequence([options.seed, 0xA17]))
+    for first in range(0, episodes, n):
+        envs = all_envs[: min(n, episodes - first)]
+        batch = slice(first, first + len(envs))
+        for i, env in enumerate(envs):
+            start, goals[first + i] = ant_start_goal(recipe, grid, rng)
+            q, v = joint_noise_np(rng, qpos0)
+            if start is not None:
+                q[:2] = start
+            env.set_state(q, v)
+            env.goal = goals[first + i]
+        for step in range(t + 1):
+            state = np.stack([env.state() for env in envs])
+            waypoint = ant_waypoints(grid, table, state[:, :2], goals[batch], rng)
+            observation = np.concatenate([state, waypoint], axis=1)
+            action = policy(observation, deterministic=True)
+            action = np.clip(action + noise * rng.standard_normal(action.shape), -1.0, 1.0)
+            states[batch, step], actions[batch, step] = state, action
+            qpos[batch, step] = np.stack([env.data.qpos[:15] for env in envs])
+            qvel[batch, step] = np.stack([env.data.qvel[:14] for env in envs])
+            if step < t:  # the last row's action is recorded, never executed (as D4RL's)
+                for env, a in zip(envs, action, strict=True):
+                    env.step(a)
+        done = first + len(envs)
+        print(f"collect: {done}/{episodes} episodes ({done * (t + 1):,} rows)", file=sys.stderr)
+    reached = np.linalg.norm(states[..., :2] - goals[:, None], axis=-1) <= threshold
+    metadata = {
+        "policy": os.path.abspath(options.policy),
+        "policy_env": policy.config.env,
+        "policy_env_steps": int(policy.env_steps),
+        "policy_action": "deterministic (tanh of the mean), goal = the waypoint",
+        "action_noise": noise,
+        "waypoint_noise": f"U(0, {grid.cell_size / 4:g}) per axis",
+        "episode_length": t,
+        "episodes": int(episodes),
+        "recipe": dataclasses.asdict(recipe),
+        "policy_success": float(reached.any(axis=1).mean()),
+    }
+    return flatten_episodes(states, actions, goals, reached, qpos=qpos, qvel=qvel), metadata
