@@ -24,6 +24,12 @@ class ConfigError(ValueError):
     """A configuration value that cannot run; the message names the field and the valid choices."""
 
 
+# Env steps per env per iteration on CPU simulators unless set (divides every one of their
+# episode lengths: 50, 150, 700, 1000); throughput does not depend on it, the ant_umaze
+# learning comparison is to settle it (docs/actors.md, Measurements).
+HOST_UNROLL_LENGTH = 10
+
+
 def _f(default: Any, help: str, **kw: Any) -> Any:
     return field(default=default, metadata={"help": help, **kw})
 
@@ -52,12 +58,33 @@ class Config:
     # -- collection and the update-to-data ratio -----------------------------------------------
     num_envs: int = _f(32, "parallel environments collecting data")
     num_actors: int = _f(
-        0, "worker processes stepping CPU simulators (mujoco backend); 0 = one per core"
+        0,
+        "workers stepping CPU simulators (mujoco backend): processes, 0 = one per core; with "
+        "actors=ray, Ray actors, 0 = one per CPU of the cluster",
+    )
+    actors: str = _f(
+        "local",
+        "where CPU simulators step: local (worker processes here) or ray (Ray actors anywhere "
+        "in a Ray cluster; docs/actors.md)",
+    )
+    ray_address: str = _f(
+        "",
+        "actors=ray: the cluster to join (HOST:PORT or auto); empty = RAY_ADDRESS if set, else "
+        "a Ray instance started here",
+    )
+    overlap_collection: bool = _f(
+        True,
+        "CPU simulators: collect the next unroll while the learner runs its updates (the "
+        "policy one iteration older); false = strict alternation",
     )
     worker_timeout_s: float = _f(
         120.0, "seconds a worker may take for one step before it is hung (start: at least 300)"
     )
-    unroll_length: int = _f(0, "env steps per env per iteration; 0 = one whole episode")
+    unroll_length: int = _f(
+        0,
+        "env steps per env per iteration, the policy refreshed after each (must divide the "
+        f"episode length); 0 = one whole episode; CPU simulators: {HOST_UNROLL_LENGTH} unless set",
+    )
     utd: float = _f(1.0, "gradient steps per environment step (update-to-data ratio)")
     min_replay_size: int = _f(10_000, "transitions collected with random actions before learning")
     max_replay_size: int = _f(1_000_000, "replay capacity in transitions (whole episodes, FIFO)")
@@ -130,6 +157,7 @@ class Config:
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 LR_SCHEDULES = ("constant", "linear", "cosine")
+ACTORS = ("local", "ray")
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
 # The original launcher's per-algorithm settings (lp_contrastive.py).
@@ -171,14 +199,19 @@ OFFLINE_SETTINGS: dict[str, Any] = {
 
 
 def env_settings(env: str) -> dict[str, Any]:
-    """The launcher's per-environment settings: ``IMAGE_SETTINGS`` for image tasks,
-    ``OFFLINE_SETTINGS`` for offline ones."""
+    """Per-environment settings: ``OFFLINE_SETTINGS`` for offline tasks, the launcher's
+    ``IMAGE_SETTINGS`` for image tasks, the unroll of CPU simulators (``HOST_UNROLL_LENGTH``)."""
+    from contrastive_rl.envs.registry import HOST_ENVS
+
     if env.startswith("offline_"):
         return dict(OFFLINE_SETTINGS)
-    if "image" not in env:
-        return {}
-    stored = env.endswith("_image")  # sawyer_*_image, fetch_*_image; point_image_* renders
-    return {**IMAGE_SETTINGS, **(STORED_IMAGE_SETTINGS if stored else {})}
+    settings: dict[str, Any] = {}
+    if env in HOST_ENVS:
+        settings["unroll_length"] = HOST_UNROLL_LENGTH
+    if "image" in env:
+        stored = env.endswith("_image")  # sawyer_*_image, fetch_*_image; point_image_* renders
+        settings.update(IMAGE_SETTINGS, **(STORED_IMAGE_SETTINGS if stored else {}))
+    return settings
 
 
 # Named presets, applied after the algorithm preset and before explicit flags.
@@ -321,6 +354,7 @@ def validate(c: Config) -> None:
     from contrastive_rl.envs.registry import (
         ENV_STATUS,
         backend_error,
+        missing_extra_error,
         requirements_error,
         unknown_env_error,
     )
@@ -364,6 +398,20 @@ def validate(c: Config) -> None:
         raise ConfigError(f"devices must be >= 0 (0 = all local devices), got {c.devices}")
     if c.num_actors < 0:
         raise ConfigError(f"num_actors must be >= 0 (0 = one per core), got {c.num_actors}")
+    if c.actors not in ACTORS:
+        raise ConfigError(
+            f"unknown actors {c.actors!r}{closest(c.actors, list(ACTORS))}; valid choices: "
+            f"{', '.join(ACTORS)}"
+        )
+    if c.actors == "ray":
+        problem = missing_extra_error("ray", "actors 'ray'")
+        if problem:
+            raise ConfigError(problem)
+    elif c.ray_address:
+        raise ConfigError(
+            f"ray_address ({c.ray_address!r}) only applies with actors 'ray' (got actors "
+            f"{c.actors!r})"
+        )
     _validate_floats(c)
     if c.wandb_mode not in WANDB_MODES:
         raise ConfigError(
@@ -371,8 +419,6 @@ def validate(c: Config) -> None:
             f"valid choices: {', '.join(WANDB_MODES)}"
         )
     if c.wandb:
-        from contrastive_rl.envs.registry import missing_extra_error
-
         problem = missing_extra_error("wandb", "--wandb")
         if problem:
             raise ConfigError(problem)

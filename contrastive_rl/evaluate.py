@@ -2,7 +2,9 @@
 
 Metrics per episode, averaged: ``success`` (goal reached at any step, the original's
 ``success``), ``success_final`` (reached at the last step), and the distances to the goal at
-the start, at the end and the smallest along the way. Evaluation has its own environments.
+the start, at the end and the smallest along the way. Evaluation has its own environments, of
+the same kind as the run's collector: JAX ones inside a jitted function, or host ones in workers
+of their own (started on the first evaluation).
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from contrastive_rl.collect import HostCollector, episode_metrics, episode_seeds, observed_action
+from contrastive_rl.collect import episode_metrics, episode_seeds, observed_action, start_actors
+from contrastive_rl.config import Config
 from contrastive_rl.envs.base import EnvState, JaxEnv
 from contrastive_rl.networks import Networks
+from contrastive_rl.workers import UnrollRequest
 
 
 def evaluate_jax(
@@ -38,19 +42,70 @@ def evaluate_jax(
 
 
 def evaluate_host(
-    collector: HostCollector, actor_params: Any, key: jax.Array, num_episodes: int
+    actors: Any, actor_params: Any, key: jax.Array, num_episodes: int
 ) -> dict[str, float]:
-    """``num_episodes`` episodes on the evaluator's own host environments, in rounds."""
+    """``num_episodes`` whole episodes on host environments in workers (``EnvWorkers`` or
+    ``RayWorkers``), in rounds of as many as there are envs."""
     base = int(jax.random.randint(key, (), 0, np.iinfo(np.int32).max))
-    n = collector.workers.num_envs
+    n, t = actors.num_envs, actors.spec.episode_length
+    params = jax.device_get(actor_params)
     rounds = -(-num_episodes // n)
     parts: dict[str, list[np.ndarray]] = {}
     for r, k in enumerate(jax.random.split(key, rounds)):
         seeds = episode_seeds(n, base, r)
-        _, _, stats = collector.rollout(actor_params, k, seeds, how="mode")
+        key_data = np.asarray(jax.random.key_data(k))
+        actors.submit_unroll(UnrollRequest(params, key_data, seeds, t, "mode"))
+        unroll = actors.receive_unroll()
+        stats = episode_metrics(unroll.initial, unroll.distance.T, unroll.success.T)
         for name, value in stats.items():
-            parts.setdefault(name, []).append(value)
+            parts.setdefault(name, []).append(np.asarray(value))
     return {
         f"eval/{name}": float(np.concatenate(values)[:num_episodes].mean())
         for name, values in parts.items()
     }
+
+
+class JaxEvaluator:
+    """Evaluation of JAX environments, one jitted function."""
+
+    def __init__(self, env: JaxEnv, nets: Networks, num_episodes: int):
+        def evaluate(actor_params: Any, key: jax.Array) -> dict[str, jax.Array]:
+            return evaluate_jax(env, nets, actor_params, key, num_episodes)
+
+        self._evaluate = jax.jit(evaluate)
+
+    def evaluate(self, actor_params: Any, key: jax.Array) -> dict[str, Any]:
+        return self._evaluate(actor_params, key)
+
+    def close(self) -> None:
+        return None
+
+
+class HostEvaluator:
+    """Evaluation of host environments in workers of its own, started on first use."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.actors: Any = None
+
+    def evaluate(self, actor_params: Any, key: jax.Array) -> dict[str, Any]:
+        config = self.config
+        if self.actors is None:
+            # Ray actors of the evaluator reserve no CPU: they step only between iterations
+            n = min(config.num_envs, config.eval_episodes)
+            self.actors = start_actors(config, n, cpus_per_actor=0.0)
+        return evaluate_host(self.actors, actor_params, key, config.eval_episodes)
+
+    def close(self) -> None:
+        if self.actors is not None:
+            self.actors.close()
+            self.actors = None
+
+
+def make_evaluator(config: Config, backend: str, nets: Networks) -> JaxEvaluator | HostEvaluator:
+    """The evaluator of ``config``'s environment as ``backend`` steps it."""
+    if backend == "mujoco":
+        return HostEvaluator(config)
+    from contrastive_rl.envs import make_env
+
+    return JaxEvaluator(make_env(config.env, backend), nets, config.eval_episodes)

@@ -152,7 +152,7 @@ class Run:
                     f"--overwrite"
                 )
             self._check_dataset(meta.get("dataset"))
-            self.state = self.trainer.place(self.state)
+            self.state = self.trainer.restore(self.trainer.place(self.state))
             self.progress = Progress.from_checkpoint(meta["progress"])
             self.saved_env_steps = self.step
         counter = self.trainer.budget.counter
@@ -298,13 +298,14 @@ class Run:
                 self.save()
             tick = time.perf_counter()
             while self.step < budget.total and not stop.requested:
+                steps = budget.steps_per_iteration
                 if p.warmup_iterations < budget.warmup_iterations:
-                    self.state = self.trainer.warmup(self.state)
+                    self.state = self.trainer.warmup(self.state, p.warmup_iterations)
                     p.warmup_iterations += 1
-                    steps, grads = budget.warmup_steps_per_iteration, 0
+                    grads = 0
                 else:
                     self.state, metrics = self.trainer.iteration(self.state)
-                    steps, grads = budget.steps_per_iteration, budget.grad_steps_per_iteration
+                    grads = budget.grad_steps_per_iteration
                     host = {k: float(v) for k, v in jax.device_get(metrics).items()}
                     self.check_finite(host, self.step + (steps if steps else grads))
                     p.pending_metrics.append(host)

@@ -1,22 +1,22 @@
-"""The training loop: one jit-compiled iteration of collection, insertion and K updates.
+"""The training loop: one jit-compiled iteration of insertion and K updates around a collector.
 
-An iteration steps ``num_envs`` JAX environments ``unroll_length`` times, hands finished episodes
-to the replay, then runs K = round(num_envs * unroll_length * utd) gradient steps under
-``lax.scan``, each sampling and relabelling its own batch. A warm-up of random-action episodes
-comes first (``min_replay_size``). The host loop around it only evaluates, logs and
-checkpoints. The budget is exact: the run does the env steps asked, rounded up to whole
-iterations (and says so), never fewer.
+An iteration takes ``num_envs x unroll_length`` env steps from the collector (``collect.py``:
+JAX environments inside the jit, CPU simulators in workers), hands finished episodes to the
+replay, then runs K = round(num_envs * unroll_length * utd) gradient steps under ``lax.scan``,
+each sampling and relabelling its own batch. Iterations without updates come first: uniform
+random actions for ``min_replay_size`` env steps, and in any case until the first episodes are
+whole. The host loop around it only evaluates, logs and checkpoints. The budget is exact: the
+run does the env steps asked, rounded up to whole iterations (and says so), never fewer.
 
-Offline tasks (``offline_*``) collect nothing: the dataset's episodes fill the same replay once,
-and each iteration is K gradient steps of the same sampler and learner; their budget counts
-gradient steps.
+Offline tasks (``offline_*``) have no collector: the dataset's episodes fill a replay of their
+own once, and each iteration is K gradient steps of the same sampler and learner; their budget
+counts gradient steps.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,15 +27,14 @@ import numpy as np
 from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from contrastive_rl.collect import CollectorState, HostCollector, JaxCollector, episode_seeds
+from contrastive_rl.collect import Collector, Finished, make_collector, unroll_steps
 from contrastive_rl.config import Config, ConfigError
 from contrastive_rl.datasets import DatasetError, TrainingData, load_training_data
-from contrastive_rl.envs import HOST_ENVS, JaxEnv, env_spec, is_offline, make_env, resolve_backend
-from contrastive_rl.evaluate import evaluate_host, evaluate_jax
+from contrastive_rl.envs import env_spec, is_offline, resolve_backend
+from contrastive_rl.evaluate import make_evaluator
 from contrastive_rl.learner import Learner, TrainState
 from contrastive_rl.networks import make_networks
 from contrastive_rl.replay import GIB, MEMORY_FRACTION, EpisodeReplay, ReplayState, memory_limit
-from contrastive_rl.workers import EnvWorkers
 
 
 @struct.dataclass
@@ -46,18 +45,19 @@ class LoopState:
     # Offline runs: None; the dataset's replay is the trainer's (read again from the dataset file
     # on resume, never checkpointed).
     replay: ReplayState | None
-    collector: CollectorState | jax.Array  # host environments: episode rounds collected
+    collector: Any  # the collector's own state (Collector.init): its episodes in flight; offline ()
     key: jax.Array
 
 
 @dataclass(frozen=True)
 class Budget:
-    """The run's exact schedule, in whole iterations; ``notes`` say where a number was rounded."""
+    """The run's exact schedule, in whole iterations of ``steps_per_iteration`` env steps;
+    ``notes`` say where a number was rounded or where learning starts later than asked."""
 
     steps_per_iteration: int
     grad_steps_per_iteration: int
-    warmup_iterations: int  # random-action rounds of one whole episode per env
-    warmup_steps_per_iteration: int
+    random_iterations: int  # the first iterations act uniformly at random (use_random_actor)
+    warmup_iterations: int  # iterations without updates: the random ones, then until whole episodes
     train_iterations: int
     notes: tuple[str, ...] = field(default=())
     # What the budget counts, a field of ``runner.Progress``: env_steps, or grad_steps (offline).
@@ -74,11 +74,11 @@ class Budget:
 
     @property
     def warmup_steps(self) -> int:
-        return self.warmup_iterations * self.warmup_steps_per_iteration
+        return self.warmup_iterations * self.steps_per_iteration
 
     @property
     def total_env_steps(self) -> int:
-        return self.warmup_steps + self.train_iterations * self.steps_per_iteration
+        return (self.warmup_iterations + self.train_iterations) * self.steps_per_iteration
 
     @property
     def total_grad_steps(self) -> int:
@@ -86,14 +86,7 @@ class Budget:
 
     @staticmethod
     def make(config: Config, episode_length: int) -> Budget:
-        unroll = config.unroll_length or episode_length
-        if episode_length % unroll:
-            divisors = [d for d in range(1, episode_length + 1) if episode_length % d == 0]
-            raise ConfigError(
-                f"unroll_length ({unroll}) must divide the episode length ({episode_length}) "
-                f"so that episodes end between iterations; valid: 0 (whole episodes) or one "
-                f"of {divisors}"
-            )
+        unroll = unroll_steps(config.unroll_length, episode_length)
         notes = []
         per_iteration = config.num_envs * unroll
         exact_k = per_iteration * config.utd
@@ -103,25 +96,37 @@ class Budget:
                 f"utd {config.utd} gives {exact_k:g} gradient steps per iteration of "
                 f"{per_iteration} env steps; using {k} (utd {k / per_iteration:g})"
             )
-        warmup_round = config.num_envs * episode_length
-        warmup_iterations = max(1, math.ceil(config.min_replay_size / warmup_round))
-        remaining = config.steps - warmup_iterations * warmup_round
+        random_iterations = math.ceil(config.min_replay_size / per_iteration)
+        # The replay takes whole episodes: the first ones end after episode_length // unroll
+        # iterations, and the iteration that ends them can already learn from them.
+        first_whole = episode_length // unroll - 1
+        warmup_iterations = max(random_iterations, first_whole)
+        if warmup_iterations > random_iterations:
+            notes.append(
+                f"the first updates come at {(warmup_iterations + 1) * per_iteration} env "
+                f"steps, when the first {config.num_envs} episodes of {episode_length} steps "
+                f"are whole (the replay takes whole episodes; random actions for the first "
+                f"{random_iterations * per_iteration}, min_replay_size "
+                f"{config.min_replay_size}); fewer num_envs start learning sooner"
+            )
+        remaining = config.steps - warmup_iterations * per_iteration
         if remaining <= 0:
             raise ConfigError(
-                f"steps ({config.steps}) leaves no training after the random-action warm-up of "
-                f"{warmup_iterations * warmup_round} env steps (min_replay_size "
-                f"{config.min_replay_size}, rounded up to whole episodes of {config.num_envs} "
-                f"envs); raise steps, or lower min_replay_size or num_envs"
+                f"steps ({config.steps}) leaves no training after the "
+                f"{warmup_iterations * per_iteration} env steps before the first update "
+                f"(min_replay_size {config.min_replay_size}, and the first whole episodes of "
+                f"{config.num_envs} envs x {episode_length} steps); raise steps, or lower "
+                f"min_replay_size or num_envs"
             )
         train_iterations = math.ceil(remaining / per_iteration)
-        total = warmup_iterations * warmup_round + train_iterations * per_iteration
+        total = (warmup_iterations + train_iterations) * per_iteration
         if total != config.steps:
             notes.append(
                 f"steps {config.steps} rounded up to {total} "
                 f"(whole iterations of {per_iteration} env steps)"
             )
         return Budget(
-            per_iteration, k, warmup_iterations, warmup_round, train_iterations, tuple(notes)
+            per_iteration, k, random_iterations, warmup_iterations, train_iterations, tuple(notes)
         )
 
     @staticmethod
@@ -175,28 +180,19 @@ def data_parallel_mesh(config: Config) -> Mesh | None:
 
 
 class Trainer:
-    """The jitted pieces of a run; the host loop in ``runner.Run`` drives them.
-
-    JAX environments (``jax``, ``mjx`` backends) collect inside the jitted iteration. Host
-    environments (``mujoco``) collect one round of whole episodes in worker processes, then hand
-    them to the same jitted insertion and K updates. Offline tasks read their dataset here
-    (``load_data``; refused here if it cannot be trained on) and only evaluate in environments.
-    Call ``close`` to stop the workers.
-    """
+    """The jitted pieces of a run around its collector; the host loop in ``runner.Run`` drives
+    them. Offline tasks read their dataset here instead (``load_data``; refused here if it cannot
+    be trained on). Call ``close`` to stop the collector's and the evaluator's workers."""
 
     def __init__(self, config: Config, load_data: bool = True):
         self.config = config
         self.backend = resolve_backend(config.env, config.backend)
-        self.on_host = self.backend == "mujoco"
         self.offline = is_offline(config.env)
         self.load_data = load_data
         self.data: TrainingData | None = None
         self.dataset_replay: ReplayState | None = None
-        self.env: JaxEnv | None = None
-        self.collector: JaxCollector | None = None
-        self._workers: list[EnvWorkers] = []  # host environments: training, then evaluation
-        self._train_envs: HostCollector | None = None
-        self._eval_envs: HostCollector | None = None
+        self.collector: Collector | None = None
+        self.evaluator: Any = None
         try:
             self._build()
         except BaseException:  # a refused config must not leave worker processes behind
@@ -208,20 +204,8 @@ class Trainer:
         if self.offline:
             self._build_offline()
             return
-        if self.on_host:
-            self.num_actors = config.num_actors or os.cpu_count() or 1
-            train_workers = self._start_workers(config.num_envs)
-            spec = train_workers.spec
-            if config.unroll_length not in (0, spec.episode_length):
-                raise ConfigError(
-                    f"unroll_length ({config.unroll_length}) must be 0 or the episode length "
-                    f"({spec.episode_length}) for {config.env!r}: CPU simulators collect whole "
-                    f"episodes per iteration"
-                )
-        else:
-            self.env = make_env(config.env, self.backend)
-            spec = self.env.spec
-        self.spec = spec
+        self.collector = make_collector(config, self.backend)
+        spec = self.spec = self.collector.spec
         self.mesh = data_parallel_mesh(config)
         self.nets = make_networks(spec, config)
         self.budget = Budget.make(config, spec.episode_length)
@@ -239,31 +223,19 @@ class Trainer:
                 f"batch_size ({config.batch_size}) is larger than the replay "
                 f"({self.replay.capacity} episodes of {spec.episode_length} transitions)"
             )
-        if self.on_host:
-            self._train_envs = HostCollector(train_workers, self.nets)
-            self._insert = jax.jit(self._insert_episodes, donate_argnums=0)
-            self._learn = jax.jit(self._learn_from_episodes, donate_argnums=0)
-        else:
-            self.collector = JaxCollector(self.env, self.nets, self.replay, config.num_envs)
-            self._jax_warmup = jax.jit(self._warmup, donate_argnums=0)
-            self._jax_iteration = jax.jit(self._iteration, donate_argnums=0)
-            self._jax_evaluate = jax.jit(self._evaluate)
+        self.evaluator = make_evaluator(config, self.backend, self.nets)
+        self._warmup_jit = jax.jit(self._warmup, donate_argnums=0, static_argnames="how")
+        self._iteration_jit = jax.jit(self._iteration, donate_argnums=0)
 
     def _build_offline(self) -> None:
-        """The evaluation environment's spec, the dataset in the replay, K jitted updates."""
+        """The evaluation environment's spec, the dataset in a replay, K jitted updates."""
         config = self.config
-        if self.on_host:  # evaluation workers start on first use
-            self.num_actors = config.num_actors or os.cpu_count() or 1
-            spec = env_spec(config.env, self.backend)
-        else:
-            self.env = make_env(config.env, self.backend)
-            spec = self.env.spec
-            self._jax_evaluate = jax.jit(self._evaluate)
-        self.spec = spec
+        spec = self.spec = env_spec(config.env, self.backend)
         self.mesh = data_parallel_mesh(config)
         self.nets = make_networks(spec, config)
         self.budget = Budget.offline(config)
         self.learner = Learner(self.nets, config, self.budget.total_grad_steps)
+        self.evaluator = make_evaluator(config, self.backend, self.nets)
         self._learn_offline = jax.jit(self._learn_from_dataset, donate_argnums=0)
         if not self.load_data:
             return
@@ -296,30 +268,19 @@ class Trainer:
         """Path, format, sizes and SHA-256 of an offline run's dataset (None online)."""
         return None if self.data is None else self.data.identity
 
-    def _start_workers(self, num_envs: int) -> EnvWorkers:
-        workers = EnvWorkers(
-            self.config.env,
-            HOST_ENVS[self.config.env],
-            num_envs,
-            self.num_actors,
-            timeout_s=self.config.worker_timeout_s,
-        )
-        self._workers.append(workers)
-        return workers
-
     def init(self) -> LoopState:
         key = jax.random.key(self.config.seed)
         learner_key, collector_key, loop_key = jax.random.split(key, 3)
-        if self.offline or self.on_host:  # host: the number of episode rounds collected so far
-            collector = jnp.zeros((), jnp.int32)
-        else:
-            collector = self.collector.init(collector_key)
-        if self.offline and self.data is not None and self.dataset_replay is None:
-            self.dataset_replay = self.place(self._dataset_replay())
+        learner = self.learner.init(learner_key)
+        if self.offline:
+            if self.data is not None and self.dataset_replay is None:
+                self.dataset_replay = self.place(self._dataset_replay())
+            state = LoopState(learner=learner, replay=None, collector=(), key=loop_key)
+            return self.place(state)
         state = LoopState(
-            learner=self.learner.init(learner_key),
-            replay=None if self.offline else self.replay.init(),
-            collector=collector,
+            learner=learner,
+            replay=self.replay.init(),
+            collector=self.collector.init(collector_key, learner.actor_params),
             key=loop_key,
         )
         return self.place(state)
@@ -343,106 +304,80 @@ class Trainer:
             return state
         return jax.device_put(state, NamedSharding(self.mesh, PartitionSpec()))
 
+    def restore(self, state: LoopState) -> LoopState:
+        """Bring the collector's simulators in line with a state loaded from a checkpoint."""
+        if self.collector is None:  # offline: nothing in flight
+            return state
+        return state.replace(collector=self.collector.restore(state.collector))
+
     def close(self) -> None:
-        """Stop the worker processes of host environments (nothing to do for JAX ones)."""
-        for workers in self._workers:
-            workers.close()
-        self._workers = []
-        self._train_envs = self._eval_envs = None
+        """Stop the workers of the collector and of the evaluator (if any)."""
+        for part in (self.collector, self.evaluator):
+            if part is not None:
+                part.close()
 
     # -- what the run loop calls ---------------------------------------------------------------
-    def warmup(self, state: LoopState) -> LoopState:
-        """One whole episode per env with random actions (or the initial policy)."""
-        if not self.on_host:
-            return self._jax_warmup(state)
-        key, rollout_key = jax.random.split(state.key)
-        states, actions, _ = self._host_rollout(state, rollout_key, self._warmup_how)
-        return self._insert(state.replace(key=key), states, actions)
+    def warmup(self, state: LoopState, index: int) -> LoopState:
+        """Warm-up iteration ``index``: collection and insertion, no updates; random actions in
+        the first ``budget.random_iterations`` (with ``use_random_actor``), else the policy."""
+        random = self.config.use_random_actor and index < self.budget.random_iterations
+        how = "random" if random else "sample"
+        data = self.collector.gather(state.collector, how)
+        return self._warmup_jit(state, data, how=how)
 
     def iteration(self, state: LoopState) -> tuple[LoopState, dict[str, jax.Array]]:
-        """Collection, insertion and K gradient steps (offline: the K gradient steps only)."""
+        """Collection, insertion and K gradient steps (the next unroll may start meanwhile);
+        offline, the K gradient steps only."""
         if self.offline:
             return self._learn_offline(state, self.dataset_replay)
-        if not self.on_host:
-            return self._jax_iteration(state)
-        key, rollout_key = jax.random.split(state.key)
-        states, actions, episodes = self._host_rollout(state, rollout_key, "sample")
-        state, metrics = self._learn(state.replace(key=key), states, actions)
-        metrics["collect/episodes"] = np.float32(len(episodes["success"]))
-        metrics["collect/successes"] = np.float32(episodes["success"].sum())
-        return state, metrics
+        data = self.collector.gather(state.collector, "sample")
+        self.collector.prefetch(state.collector, state.learner.actor_params)
+        return self._iteration_jit(state, data)
 
     def evaluate(self, actor_params: Any, key: jax.Array) -> dict[str, Any]:
-        if not self.on_host:
-            return self._jax_evaluate(actor_params, key)
-        if self._eval_envs is None:  # the evaluator's own environments, started on first use
-            workers = self._start_workers(min(self.config.num_envs, self.config.eval_episodes))
-            self._eval_envs = HostCollector(workers, self.nets)
-        return evaluate_host(self._eval_envs, actor_params, key, self.config.eval_episodes)
-
-    @property
-    def _warmup_how(self) -> str:
-        return "random" if self.config.use_random_actor else "sample"
+        return self.evaluator.evaluate(actor_params, key)
 
     def eval_key(self, step: int) -> jax.Array:
         """Evaluation draws depend on the seed and the step (of the budget's counter) only, so a
         resumed run sees the same."""
         return jax.random.fold_in(jax.random.key(self.config.seed + 1_000_003), step)
 
-    # -- host environments ---------------------------------------------------------------------
-    def _host_rollout(self, state: LoopState, key: jax.Array, how: str):
-        round_index = int(state.collector)
-        seeds = episode_seeds(self.config.num_envs, self.config.seed, round_index)
-        return self._train_envs.rollout(state.learner.actor_params, key, seeds, how)
+    # -- jitted ----------------------------------------------------------------------------------
+    def _insert(self, replay: ReplayState, finished: Finished) -> ReplayState:
+        return jax.lax.cond(
+            finished.done,
+            lambda r: self.replay.insert(r, finished.states, finished.actions),
+            lambda r: r,
+            replay,
+        )
 
-    def _insert_episodes(self, state: LoopState, states: jax.Array, actions: jax.Array):
-        replay = self.replay.insert(state.replay, states, actions)
-        return state.replace(replay=replay, collector=state.collector + 1)
+    def _warmup(self, state: LoopState, data: Any, how: str) -> LoopState:
+        key, collect_key = jax.random.split(state.key)
+        collector, finished, _ = self.collector.absorb(
+            state.collector, state.learner.actor_params, collect_key, data, how
+        )
+        replay = self._insert(state.replay, finished)
+        return state.replace(collector=collector, replay=replay, key=key)
 
-    def _learn_from_episodes(self, state: LoopState, states: jax.Array, actions: jax.Array):
-        state = self._insert_episodes(state, states, actions)
-        key, update_key = jax.random.split(state.key)
-        learner, metrics = self._updates(state.learner, state.replay, update_key)
-        return state.replace(learner=learner, key=key), metrics
+    def _iteration(self, state: LoopState, data: Any) -> tuple[LoopState, dict[str, jax.Array]]:
+        key, collect_key, update_key = jax.random.split(state.key, 3)
+        collector, finished, episode_stats = self.collector.absorb(
+            state.collector, state.learner.actor_params, collect_key, data, "sample"
+        )
+        replay = self._insert(state.replay, finished)
+        learner, metrics = self._updates(state.learner, replay, update_key)
+        collector = self.collector.refresh(
+            collector, state.learner.actor_params, learner.actor_params
+        )
+        metrics.update({f"collect/{k}": v for k, v in episode_stats.items()})
+        return LoopState(learner=learner, replay=replay, collector=collector, key=key), metrics
 
-    # -- offline: the dataset is the replay ------------------------------------------------------
     def _learn_from_dataset(self, state: LoopState, replay: ReplayState):
         key, update_key = jax.random.split(state.key)
         learner, metrics = self._updates(state.learner, replay, update_key)
         return state.replace(learner=learner, key=key), metrics
 
-    # -- JAX environments ----------------------------------------------------------------------
-    def _warmup(self, state: LoopState) -> LoopState:
-        key, rollout_key = jax.random.split(state.key)
-        collector, replay, _ = self.collector.rollout(
-            state.collector,
-            state.replay,
-            state.learner.actor_params,
-            rollout_key,
-            self.spec.episode_length,
-            self._warmup_how,
-        )
-        return state.replace(collector=collector, replay=replay, key=key)
-
-    def _iteration(self, state: LoopState) -> tuple[LoopState, dict[str, jax.Array]]:
-        key, rollout_key, update_key = jax.random.split(state.key, 3)
-        unroll = self.config.unroll_length or self.spec.episode_length
-        collector, replay, episode_stats = self.collector.rollout(
-            state.collector,
-            state.replay,
-            state.learner.actor_params,
-            rollout_key,
-            unroll,
-            "sample",
-        )
-        learner, metrics = self._updates(state.learner, replay, update_key)
-        metrics.update({f"collect/{k}": v for k, v in episode_stats.items()})
-        return LoopState(learner=learner, replay=replay, collector=collector, key=key), metrics
-
-    def _evaluate(self, actor_params: Any, key: jax.Array) -> dict[str, jax.Array]:
-        return evaluate_jax(self.env, self.nets, actor_params, key, self.config.eval_episodes)
-
-    # -- shared: K gradient steps under lax.scan -------------------------------------------------
+    # -- K gradient steps under lax.scan ---------------------------------------------------------
     def _updates(self, learner: TrainState, replay: ReplayState, key: jax.Array):
         def one_update(learner: TrainState, k: jax.Array):
             sample_key, step_key = jax.random.split(k)

@@ -2,12 +2,15 @@
 
 A point on the plane [0, 4]^2 moved by 0.5 * action, goal anywhere, success within 0.5,
 20 steps per episode. Names ``toy_raise``, ``toy_exit`` and ``toy_hang`` misbehave at their
-third step: they raise, kill the process, or never answer.
+third step: they raise, kill the process, or never answer. ``toy_kill_once`` kills its process
+(SIGKILL) at the step number in ``CRL_TOY_KILL_STEP``, once: the first to get there creates the
+file named in ``CRL_TOY_KILL_MARK``, and none kills once it exists.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import numpy as np
@@ -38,6 +41,13 @@ class ToyReach(HostEnv):
             os._exit(3)
         if self.steps == 3 and self.name == "toy_hang":
             time.sleep(3600)
+        if self.name == "toy_kill_once" and self.steps == int(os.environ["CRL_TOY_KILL_STEP"]):
+            try:
+                os.close(os.open(os.environ["CRL_TOY_KILL_MARK"], os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                pass
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
         move = 0.5 * np.clip(np.asarray(action, np.float32), -1, 1)
         self.state = np.clip(self.state + move, 0, 4).astype(np.float32)
         return self.state.copy()

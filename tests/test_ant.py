@@ -276,13 +276,14 @@ def test_a_tiny_mjx_training_run_compiles_physics_into_the_loop(monkeypatch, tmp
     """
     import dataclasses
 
-    from contrastive_rl import rundir, trainer
+    from contrastive_rl import envs, rundir
+    from contrastive_rl.collect import JaxCollector
     from contrastive_rl.config import make_config
     from contrastive_rl.runner import Run
 
     env = AntMazeMJX("ant_umaze", goal_settle_steps=0)
     env.spec = dataclasses.replace(env.spec, episode_length=10)
-    monkeypatch.setattr(trainer, "make_env", lambda name, backend: env)
+    monkeypatch.setattr(envs, "make_env", lambda name, backend: env)
     config = make_config(
         env="ant_umaze",
         backend="mjx",
@@ -299,7 +300,7 @@ def test_a_tiny_mjx_training_run_compiles_physics_into_the_loop(monkeypatch, tmp
     path = str(tmp_path / "mjx")
     rundir.prepare(path, config)
     run = Run(config, path, progress_bar=False)
-    assert run.trainer.backend == "mjx" and not run.trainer.on_host
+    assert run.trainer.backend == "mjx" and isinstance(run.trainer.collector, JaxCollector)
     result = run.run()
     record = rundir.read_metrics(path)[-1]
     assert record["env_steps"] == 60 and record["grad_steps"] == 40

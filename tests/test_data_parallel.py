@@ -22,8 +22,8 @@ SCRIPT = textwrap.dedent(
             hidden_layer_sizes=(16, 16), repr_dim=8, devices=devices,
         )
         trainer = Trainer(config)
-        state = trainer.warmup(trainer.init())
-        texts.append(trainer._jax_iteration.lower(state).compile().as_text())
+        state = trainer.warmup(trainer.init(), 0)
+        texts.append(trainer._iteration_jit.lower(state, None).compile().as_text())
         for _ in range(2):
             state, _ = trainer.iteration(state)
         params.append(jax.tree.leaves(jax.device_get(state.learner)))

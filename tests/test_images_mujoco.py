@@ -13,14 +13,11 @@ import pytest
 
 pytest.importorskip("metaworld")
 
-from contrastive_rl.collect import HostCollector  # noqa: E402
-from contrastive_rl.config import make_config  # noqa: E402
 from contrastive_rl.envs import BACKENDS, HOST_ENVS, MUJOCO_IMAGE_ENVS  # noqa: E402
 from contrastive_rl.envs.host_image import make_image_env  # noqa: E402
 from contrastive_rl.envs.render import FreeCamera, SceneRenderer  # noqa: E402
-from contrastive_rl.networks import make_networks  # noqa: E402
 from contrastive_rl.replay import EpisodeReplay  # noqa: E402
-from contrastive_rl.workers import EnvWorkers, WorkerError  # noqa: E402
+from contrastive_rl.workers import EnvWorkers, UnrollRequest, WorkerError  # noqa: E402
 
 FACTORY = "contrastive_rl.envs.host_image:make_image_env"
 # name -> (episode length, success threshold), from the original's image versions
@@ -197,9 +194,10 @@ def test_workers_hand_over_uint8_images_as_rendered_in_process():
 def test_collected_image_episodes_reach_the_replay_as_uint8():
     with EnvWorkers("fetch_reach_image", FACTORY, 1, num_workers=0) as workers:
         spec = workers.spec
-        nets = make_networks(spec, make_config(hidden_layer_sizes=(8,), repr_dim=4))
-        collector = HostCollector(workers, nets)
-        states, actions, _ = collector.rollout(None, jax.random.key(0), np.array([3]), "random")
+        key = np.asarray(jax.random.key_data(jax.random.key(0)))
+        workers.submit_unroll(UnrollRequest(None, key, np.array([3]), 50, "random"))
+        unroll = workers.receive_unroll()
+        states, actions = unroll.states, unroll.actions
     assert states.dtype == np.uint8 and states.shape == (1, 51, 12288)
     replay = EpisodeReplay(spec, capacity=2, discount=0.99)
     stored = replay.insert(replay.init(), states, actions)

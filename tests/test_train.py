@@ -48,6 +48,22 @@ def test_budget_is_exact_and_rounding_is_reported():
     assert any("utd" in n for n in b.notes)
 
 
+def test_warmup_counts_steps_and_learning_waits_for_the_first_whole_episodes():
+    # ant_umaze's shape: 32 envs x 10 steps per iteration, episodes of 700 steps
+    config = tiny(num_envs=32, unroll_length=10, min_replay_size=10_000, steps=100_000)
+    b = Budget.make(config, episode_length=700)
+    assert b.random_iterations == 32  # 10,240 random steps, not whole rounds of 22,400
+    # the replay takes whole episodes: the iteration that ends them (at 22,400) learns first
+    assert b.warmup_iterations == 69 and b.warmup_steps == 22_080
+    assert any("first updates come at 22400 env steps" in n for n in b.notes)
+    assert b.total_env_steps == 100_160 and b.total_grad_steps == 244 * 320
+    b = Budget.make(config, episode_length=50)
+    assert (b.random_iterations, b.warmup_iterations) == (32, 32)  # whole episodes by then
+    assert not any("first updates" in n for n in b.notes)
+    b = Budget.make(tiny(min_replay_size=0), episode_length=50)  # whole-episode iterations
+    assert (b.random_iterations, b.warmup_iterations) == (0, 0)
+
+
 def test_budget_refusals():
     with pytest.raises(ConfigError, match="must divide the episode length"):
         Budget.make(tiny(unroll_length=7), episode_length=50)
@@ -92,10 +108,10 @@ def test_a_run_does_exactly_its_budget_and_logs_what_the_original_logs(tmp_path)
 
 def test_the_iteration_compiles_once():
     trainer = Trainer(tiny())
-    state = trainer.warmup(trainer.init())
+    state = trainer.warmup(trainer.init(), 0)
     for _ in range(3):
         state, _ = trainer.iteration(state)
-    assert trainer._jax_iteration._cache_size() == 1
+    assert trainer._iteration_jit._cache_size() == 1
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +236,7 @@ def test_resume_refuses_a_config_json_that_differs_from_the_checkpoint(trainer, 
 def test_every_algorithm_trains_without_nan(alg):
     config = tiny(alg=alg, steps=1_000, env="point_FourRooms")
     trainer = Trainer(config)
-    state = trainer.warmup(trainer.init())
+    state = trainer.warmup(trainer.init(), 0)
     for _ in range(2):
         state, metrics = trainer.iteration(state)
     host = jax.device_get(metrics)
@@ -234,7 +250,7 @@ def test_every_algorithm_trains_without_nan(alg):
 def test_adaptive_entropy_learns_alpha():
     config = tiny(entropy_coefficient=None, steps=1_000)
     trainer = Trainer(config)
-    state = trainer.warmup(trainer.init())
+    state = trainer.warmup(trainer.init(), 0)
     state, metrics = trainer.iteration(state)
     assert float(metrics["train/alpha"]) != 1.0
     assert math.isfinite(float(metrics["train/alpha_loss"]))
@@ -245,7 +261,7 @@ def test_every_reset_draws_new_goals_and_episodes_reach_the_replay():
     state = trainer.init()
     goals = [np.asarray(state.collector.envs.goal)]
     for round_ in range(1, 3):
-        state = trainer.warmup(state)
+        state = trainer.warmup(state, round_ - 1)
         goals.append(np.asarray(state.collector.envs.goal))
         assert int(state.replay.num_episodes) == 4 * round_
         assert (np.asarray(state.collector.envs.t) == 0).all()

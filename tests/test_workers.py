@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from contrastive_rl.workers import EnvWorkers, WorkerError
+from contrastive_rl.workers import EnvWorkers, UnrollRequest, WorkerError
 
 FACTORY = "host_toy:make"
 
@@ -78,3 +78,35 @@ def test_workers_ignore_ctrl_c_so_the_learner_stops_them_cleanly():
         time.sleep(0.5)
         assert workers._procs[0].is_alive()
         assert workers.step(np.zeros((2, 2), np.float32)).states.shape == (2, 2)
+
+
+def test_unrolls_continue_the_episodes_and_do_not_depend_on_the_spread():
+    """Two unrolls of random actions (the second continues the first's episodes) are the same
+    over one process or two, and resimulating the actions from the seeds lands on the same
+    states (how a resumed run puts its simulators back mid-episode)."""
+    seeds = np.arange(5) + 100
+    first = UnrollRequest(None, np.array([0, 7], np.uint32), seeds, 3, "random")
+    second = UnrollRequest(None, np.array([0, 8], np.uint32), None, 4, "random")
+
+    def two_unrolls(workers):
+        parts = []
+        for request in (first, second):
+            workers.submit_unroll(request)
+            parts.append(workers.receive_unroll())
+        return parts
+
+    with EnvWorkers("toy", FACTORY, 5, num_workers=0) as local:
+        a, b = two_unrolls(local)
+        actions = np.concatenate([a.actions, b.actions], axis=1)
+        replayed = local.resimulate(seeds, actions)
+    with EnvWorkers("toy", FACTORY, 5, num_workers=2) as spread:
+        got = two_unrolls(spread)
+        assert not spread.unroll_pending
+    for expected, unroll in zip((a, b), got, strict=True):
+        for name in ("states", "actions", "success", "distance", "initial"):
+            np.testing.assert_array_equal(getattr(expected, name), getattr(unroll, name))
+    assert a.states.shape == (5, 4, 2) and b.actions.shape == (5, 4, 2)
+    np.testing.assert_array_equal(b.states[:, 0], a.states[:, -1])  # continued, not reset
+    assert np.isfinite(a.initial).all() and np.isnan(b.initial).all()
+    assert (np.abs(actions) <= 1).all() and len({tuple(x) for x in actions[:, 0]}) == 5
+    np.testing.assert_array_equal(replayed, np.concatenate([a.states, b.states[:, 1:]], axis=1))
