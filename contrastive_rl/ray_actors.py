@@ -18,11 +18,17 @@ import time
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
 import ray
 
 from contrastive_rl.errors import WorkerError
-from contrastive_rl.workers import START_TIMEOUT_S, EnvGroup, Unroll, UnrollRequest, env_slices
+from contrastive_rl.workers import (
+    START_TIMEOUT_S,
+    EnvGroup,
+    LockstepEnvs,
+    Unroll,
+    UnrollRequest,
+    env_slices,
+)
 
 
 class RayEnvGroup(EnvGroup):
@@ -57,7 +63,7 @@ def connect(address: str = "") -> None:
         ) from error
 
 
-class RayWorkers:
+class RayWorkers(LockstepEnvs):
     """``num_envs`` copies of one host environment over ``num_workers`` Ray actors.
 
     ``num_workers=0`` starts one actor per CPU of the cluster. Each actor reserves
@@ -140,19 +146,6 @@ class RayWorkers:
         refs = [getattr(a, method).remote(*args[i]) for i, a in enumerate(self._actors)]
         return self._get(refs, method, timeout_s)
 
-    # -- lockstep stepping --------------------------------------------------------------------
-    def reset(self, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        seeds = np.asarray(seeds)
-        parts = self._call("reset", [(seeds[s],) for s in self._slices])
-        return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
-
-    def step(self, actions: np.ndarray) -> Any:
-        from contrastive_rl.workers import StepResult
-
-        actions = np.asarray(actions, np.float32)
-        parts = self._call("step", [(actions[s],) for s in self._slices])
-        return StepResult(*(np.concatenate(p) for p in zip(*parts, strict=True)))
-
     # -- unrolls -------------------------------------------------------------------------------
     def submit_unroll(self, request: UnrollRequest) -> None:
         """Start ``request`` on every actor; the parameters go once into the object store."""
@@ -173,16 +166,6 @@ class RayWorkers:
         self._pending = None
         return Unroll.concatenate(self._get(refs, what, timeout_s))
 
-    @property
-    def unroll_pending(self) -> bool:
-        return self._pending is not None
-
-    def resimulate(self, seeds: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        seeds, actions = np.asarray(seeds), np.asarray(actions, np.float32)
-        timeout_s = self.timeout_s * max(actions.shape[1], 1)
-        args = [(seeds[s], actions[s]) for s in self._slices]
-        return np.concatenate(self._call("resimulate", args, timeout_s))
-
     def close(self, graceful: bool = True) -> None:
         """Stop every actor (Ray itself stays up: the driver may hold other actors)."""
         actors, self._actors, self._pending = self._actors, [], None
@@ -196,9 +179,3 @@ class RayWorkers:
                 ray.kill(actor, no_restart=True)
             except Exception:  # noqa: BLE001
                 pass
-
-    def __enter__(self) -> RayWorkers:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()

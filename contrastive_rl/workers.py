@@ -218,7 +218,49 @@ def env_slices(num_envs: int, num_workers: int) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-class EnvWorkers:
+class LockstepEnvs:
+    """What local workers and Ray actors share: the envs split into contiguous slices, one per
+    worker, moved in lockstep by ``_call`` (one command to every worker, answers in order)."""
+
+    _slices: list[slice]
+    timeout_s: float
+
+    def _call(self, command: str, args: list[tuple], timeout_s: float | None = None) -> list[Any]:
+        raise NotImplementedError
+
+    def close(self, graceful: bool = True) -> None:
+        raise NotImplementedError
+
+    def reset(self, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A new episode in every env, env i drawn from ``seeds[i]``: (states, goals, dists)."""
+        seeds = np.asarray(seeds)
+        parts = self._call("reset", [(seeds[s],) for s in self._slices])
+        return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        actions = np.asarray(actions, np.float32)
+        parts = self._call("step", [(actions[s],) for s in self._slices])
+        return StepResult(*(np.concatenate(p) for p in zip(*parts, strict=True)))
+
+    def resimulate(self, seeds: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Reset with ``seeds`` and replay ``actions [N, t, A]``: states ``[N, t + 1, S]``."""
+        seeds, actions = np.asarray(seeds), np.asarray(actions, np.float32)
+        timeout_s = self.timeout_s * max(actions.shape[1], 1)
+        parts = self._call("resimulate", [(seeds[s], actions[s]) for s in self._slices], timeout_s)
+        return np.concatenate(parts)
+
+    @property
+    def unroll_pending(self) -> bool:
+        return self._pending is not None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class EnvWorkers(LockstepEnvs):
     """``num_envs`` copies of one host environment over ``num_workers`` local processes.
 
     ``step`` and ``reset`` move every env in lockstep from here; ``submit_unroll`` starts an
@@ -312,18 +354,6 @@ class EnvWorkers:
         self._scatter(command, args)
         return self._gather(command, timeout_s)
 
-    # -- lockstep stepping --------------------------------------------------------------------
-    def reset(self, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A new episode in every env, env i drawn from ``seeds[i]``: (states, goals, dists)."""
-        seeds = np.asarray(seeds)
-        parts = self._call("reset", [(seeds[s],) for s in self._slices])
-        return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
-
-    def step(self, actions: np.ndarray) -> StepResult:
-        actions = np.asarray(actions, np.float32)
-        parts = self._call("step", [(actions[s],) for s in self._slices])
-        return StepResult(*(np.concatenate(p) for p in zip(*parts, strict=True)))
-
     # -- unrolls with the policy in the workers -------------------------------------------------
     def submit_unroll(self, request: UnrollRequest) -> None:
         """Start ``request`` in every worker and return at once; ``receive_unroll`` collects it."""
@@ -347,17 +377,6 @@ class EnvWorkers:
             return result
         return Unroll.concatenate(self._gather(what, timeout_s))
 
-    @property
-    def unroll_pending(self) -> bool:
-        return self._pending is not None
-
-    def resimulate(self, seeds: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Reset with ``seeds`` and replay ``actions [N, t, A]``: states ``[N, t + 1, S]``."""
-        seeds, actions = np.asarray(seeds), np.asarray(actions, np.float32)
-        timeout_s = self.timeout_s * max(actions.shape[1], 1)
-        parts = self._call("resimulate", [(seeds[s], actions[s]) for s in self._slices], timeout_s)
-        return np.concatenate(parts)
-
     def close(self, graceful: bool = True) -> None:
         if self._local is not None:
             self._local.close()
@@ -378,9 +397,3 @@ class EnvWorkers:
                 proc.join(timeout=5.0)
             conn.close()
         self._procs, self._conns, self._pending = [], [], None
-
-    def __enter__(self) -> EnvWorkers:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()

@@ -199,14 +199,26 @@ def test_jax_success_is_within_half_a_metre_inclusive():
     assert not bool(env.success(at((0.4, 0.31))))
 
 
-# --- MJX physics: one compiled reset + rollout shared by the tests below. ---
+# --- MJX physics: one compiled reset (the default run) and one rollout (slow: compiling MJX's
+# step takes about a minute on a 2-core CPU) shared by the tests below. ---
 
 N_ENVS, N_STEPS = 4, 10
 
 
 @pytest.fixture(scope="module")
-def mjx_rollout():
-    env = AntMazeMJX("ant_umaze", goal_settle_steps=0)
+def mjx_env():
+    return AntMazeMJX("ant_umaze", goal_settle_steps=0)
+
+
+@pytest.fixture(scope="module")
+def mjx_first(mjx_env):
+    keys = jax.random.split(jax.random.key(0), N_ENVS)
+    return jax.tree_util.tree_map(np.asarray, jax.jit(jax.vmap(mjx_env.reset))(keys))
+
+
+@pytest.fixture(scope="module")
+def mjx_rollout(mjx_env):
+    env = mjx_env
     actions = jax.random.uniform(jax.random.key(1), (N_ENVS, N_STEPS, 8), minval=-1, maxval=1)
 
     def episode(key, acts):
@@ -224,19 +236,26 @@ def mjx_rollout():
     return env, np.asarray(actions), jax.tree_util.tree_map(np.asarray, out)
 
 
-def test_mjx_resets_draw_fresh_goals_and_starts(mjx_rollout):
-    env, _, (first, last, states) = mjx_rollout
+def test_mjx_resets_draw_fresh_goals_and_starts(mjx_env, mjx_first):
+    env, first = mjx_env, mjx_first
     assert first.state.shape == (N_ENVS, 29) and first.goal.shape == (N_ENVS, 2)
     assert first.state.dtype == np.float32 and first.goal.dtype == np.float32
     assert env.observation(first).shape == (N_ENVS, 31)
     assert len({tuple(g) for g in first.goal}) == N_ENVS  # a fresh goal per key
     assert len({tuple(s[:2]) for s in first.state}) == N_ENVS
     assert env.layout.is_free(first.goal).all() and env.layout.is_free(first.state[:, :2]).all()
-    assert np.all(first.t == 0) and np.all(last.t == N_STEPS)
-    assert np.isfinite(states).all()
+    assert np.all(first.t == 0) and np.isfinite(first.state).all()
     np.testing.assert_array_equal(first.state[:, :15], first.sim.qpos)
 
 
+@pytest.mark.slow
+def test_mjx_steps_count_time_and_stay_finite(mjx_rollout):
+    _, _, (first, last, states) = mjx_rollout
+    assert np.all(first.t == 0) and np.all(last.t == N_STEPS)
+    assert np.isfinite(states).all()
+
+
+@pytest.mark.slow
 def test_backends_agree_on_a_short_rollout(mjx_rollout):
     """Same start and actions: MuJoCo and MJX agree to float32 precision until the feet touch
     the floor (env step ~2), then drift apart because MJX's pyramidal friction cone for plane

@@ -222,10 +222,17 @@ def test_a_resume_whose_replay_differs_continues_from_the_replayed_states(toy_en
 
 
 @pytest.mark.parametrize(
-    "env, steps", [("sawyer_push", 1_200), ("fetch_reach", 400), ("ant_umaze", 5_600)]
+    "env, steps, num_envs",
+    [("sawyer_push", 1_200, 4), ("fetch_reach", 400, 4), ("ant_umaze", 2_800, 2)],
 )
-def test_each_simulator_family_trains(env, steps, tmp_path):
-    config = make_config(env=env, steps=steps, eval_every=10_000, **SMALL)
+def test_each_simulator_family_trains(env, steps, num_envs, tmp_path):
+    # ant_umaze: two envs, so the first whole episodes (700 steps) come at 1,400 env steps
+    settings = {
+        **SMALL,
+        "num_envs": num_envs,
+        "eval_episodes": min(SMALL["eval_episodes"], 2 * num_envs),
+    }
+    config = make_config(env=env, steps=steps, eval_every=10_000, **settings)
     result = run(tmp_path / env, config).run()
     records = rundir.read_metrics(str(tmp_path / env))
     assert records[-1]["grad_steps"] > 0 and np.isfinite(records[-1]["train/critic_loss"])
