@@ -269,6 +269,17 @@ def require_h5py(path: str, fmt: str) -> Any:
     return h5py
 
 
+def open_hdf5(path: str, fmt: str) -> Any:
+    """``path`` opened for reading, or a clear error: h5py missing, or not a readable HDF5 file."""
+    h5py = require_h5py(path, fmt)
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise DatasetError(
+            f"{path}: not a readable HDF5 file (truncated, damaged or another format?): {e}"
+        ) from None
+
+
 __all__ = [
     "FORMATS",
     "DatasetError",

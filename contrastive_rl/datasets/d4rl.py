@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from contrastive_rl.datasets import DatasetError, Episodes, require_h5py, split_rows
+from contrastive_rl.datasets import DatasetError, Episodes, open_hdf5, require_h5py, split_rows
 
 LAYOUT = "the D4RL layout: observations [N, state_dim], actions [N, action_dim], timeouts [N]"
 
@@ -40,13 +40,7 @@ def _array(f: Any, key: str, path: str, ndim: int) -> np.ndarray:
 
 def read(path: str) -> Episodes:
     """Whole episodes of the D4RL file at ``path``."""
-    h5py = require_h5py(path, "D4RL")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise DatasetError(
-            f"{path}: not a readable HDF5 file (truncated, damaged or another format?): {e}"
-        ) from None
+    f = open_hdf5(path, "D4RL")
     with f:
         observations = _array(f, "observations", path, 2)
         actions = _array(f, "actions", path, 2)

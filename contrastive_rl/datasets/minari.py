@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from contrastive_rl.datasets import DatasetError, Episodes, require_h5py
+from contrastive_rl.datasets import DatasetError, Episodes, open_hdf5
 
 VY_INDEX = 16  # qvel[1] in D4RL's 29-number ant state qpos[:15] ++ qvel[:14]
 
@@ -155,13 +155,7 @@ def read(path: str, env: str) -> Episodes:
     meta = _read_metadata(meta_file)
     maze = _ant_maze(env, path)
     _check_maze_map(meta, maze, meta_file, env)
-    h5py = require_h5py(data_file, "Minari")
-    try:
-        f = h5py.File(data_file, "r")
-    except OSError as e:
-        raise DatasetError(
-            f"{data_file}: not a readable HDF5 file (truncated or damaged?): {e}"
-        ) from None
+    f = open_hdf5(data_file, "Minari")
     states, actions = [], []
     with f:
         names = _episode_groups(f, data_file)
