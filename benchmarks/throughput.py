@@ -141,8 +141,9 @@ def measure(config, repeats: int) -> list[tuple[str, float, float]]:
     ]
 
 
-def bare_update_rate(trainer: Trainer, state, repeats: int) -> float:
-    """Gradient steps/s of K updates on one fixed batch (no sampling, no collection)."""
+def bare_update_rate(trainer: Trainer, state, repeats: int, replay=None) -> float:
+    """Gradient steps/s of K updates on one fixed batch (no sampling, no collection), the batch
+    drawn from ``replay`` (default: the loop state's)."""
     config, learner, k = trainer.config, trainer.learner, trainer.budget.grad_steps_per_iteration
 
     @jax.jit
@@ -152,7 +153,8 @@ def bare_update_rate(trainer: Trainer, state, repeats: int) -> float:
 
         return jax.lax.scan(one, s.learner, jax.random.split(s.key, k))
 
-    fixed = trainer.replay.sample(state.replay, jax.random.key(0), config.batch_size)
+    replay = state.replay if replay is None else replay
+    fixed = trainer.replay.sample(replay, jax.random.key(0), config.batch_size)
     return k / timed(lambda: bare_update(state, fixed), repeats)
 
 
@@ -186,18 +188,8 @@ def measure_offline(config, repeats: int) -> list[tuple[str, float, float]]:
         return metrics
 
     t_loop = timed(loop, repeats)
-    learner = trainer.learner
-
-    @jax.jit
-    def bare_update(s, batch):
-        def one(ts, key):
-            return learner.update(ts, batch, key)
-
-        return jax.lax.scan(one, s.learner, jax.random.split(s.key, k))
-
-    fixed = trainer.replay.sample(trainer.dataset_replay, jax.random.key(0), config.batch_size)
-    t_bare = timed(lambda: bare_update(holder["state"], fixed), repeats)
-    return [("loop (offline)", 0.0, k / t_loop), ("bare update", 0.0, k / t_bare)]
+    bare = bare_update_rate(trainer, holder["state"], repeats, replay=trainer.dataset_replay)
+    return [("loop (offline)", 0.0, k / t_loop), ("bare update", 0.0, bare)]
 
 
 def host_rows(trainer: Trainer, repeats: int, label: str) -> list[tuple[str, float, float]]:
