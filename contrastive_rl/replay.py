@@ -91,16 +91,19 @@ class EpisodeReplay:
             f"{self.nbytes / GIB:.2f} GiB in all"
         )
 
-    def check_fits(self, limit: int, where: str) -> None:
-        """Refuse a replay larger than ``MEMORY_FRACTION`` of ``limit`` bytes, before allocating."""
+    def check_fits(self, limit: int, where: str, remedy: str | None = None) -> None:
+        """Refuse a replay larger than ``MEMORY_FRACTION`` of ``limit`` bytes, before allocating;
+        the message ends with ``remedy`` (default: the max_replay_size that would fit)."""
         allowed = MEMORY_FRACTION * limit
         if self.nbytes > allowed:
-            fitting = int(allowed // self.bytes_per_episode) * (self.spec.episode_length + 1)
+            if remedy is None:
+                fitting = int(allowed // self.bytes_per_episode) * (self.spec.episode_length + 1)
+                remedy = f"lower max_replay_size to {fitting:,} or less"
             raise ValueError(
                 f"the replay needs {self.nbytes / GIB:.2f} GiB ({self.capacity} episodes, "
                 f"{self.bytes_per_transition:,.0f} bytes per transition) but may use at most "
                 f"{allowed / GIB:.2f} GiB ({MEMORY_FRACTION:.0%} of {limit / GIB:.2f} GiB of "
-                f"{where}); lower max_replay_size to {fitting:,} or less"
+                f"{where}); {remedy}"
             )
 
     def init(self) -> ReplayState:

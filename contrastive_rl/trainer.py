@@ -34,7 +34,7 @@ from contrastive_rl.envs import env_spec, is_offline, resolve_backend
 from contrastive_rl.evaluate import make_evaluator
 from contrastive_rl.learner import Learner, TrainState
 from contrastive_rl.networks import make_networks
-from contrastive_rl.replay import GIB, MEMORY_FRACTION, EpisodeReplay, ReplayState, memory_limit
+from contrastive_rl.replay import EpisodeReplay, ReplayState, memory_limit
 
 
 @struct.dataclass
@@ -251,12 +251,12 @@ class Trainer:
         self.replay = EpisodeReplay(
             dataclasses.replace(spec, episode_length=t), capacity=n, discount=config.discount
         )
-        limit, where = memory_limit()
-        if self.replay.nbytes > MEMORY_FRACTION * limit:
-            raise ConfigError(
-                f"the dataset needs {self.replay.nbytes / GIB:.2f} GiB in the replay, more than "
-                f"{MEMORY_FRACTION:.0%} of the {limit / GIB:.2f} GiB of {where}"
+        try:
+            self.replay.check_fits(
+                *memory_limit(), remedy=f"the dataset {config.dataset} is too large for it"
             )
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         if config.batch_size > n * t:
             raise ConfigError(
                 f"batch_size ({config.batch_size}) is larger than the dataset ({n} episodes of "
