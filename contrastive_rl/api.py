@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from contrastive_rl.config import Config
+from contrastive_rl.config import Config, ConfigError
 
 
 def train(
@@ -24,11 +24,14 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     progress_bar: bool = False,
+    steps: int | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` in ``run_dir`` (default ``config.run_dir``, else runs/<env>-<alg>-s<seed>).
 
     Evaluates, logs, checkpoints as ``crl train`` does. ``resume=True`` continues the run in
-    ``run_dir`` with its saved config (``config`` is then only used to find the directory).
+    ``run_dir`` with its saved config (``config`` is then only used to find the directory);
+    ``steps`` with it extends that run's budget (a constant ``lr_schedule`` only: nothing else
+    depends on the budget, so the longer run is the one a longer budget would have given).
 
     Returns:
         ``{"run_dir": path, "status": "completed", "eval/success": ..., ...}``: the last
@@ -48,6 +51,10 @@ def train(
     path = os.fspath(run_dir) if run_dir else rundir.default_run_dir(config)
     if resume:
         config = rundir.load_config(path)
+        if steps is not None:
+            config = rundir.extend_budget(config, steps)
+    elif steps is not None:
+        raise ConfigError("steps= is for resume=True (extending a run); set config.steps instead")
     trainer = Trainer(config)  # refuses what cannot run (budget, sizes) before anything is written
     with rundir.storage_errors(path):
         try:

@@ -107,7 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the resolved config as JSON and exit without training",
     )
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR with its saved config; with --steps, to a larger budget",
+    )
     train.add_argument("--overwrite", action="store_true", help="replace a run already in run_dir")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -174,15 +178,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def command_train(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
+    extend_to = None
     if args.resume:
+        extend_to = overrides.pop("steps", None)  # the one flag a resume takes: a longer budget
         if overrides or args.overwrite or args.config:
             given = ", ".join(f"--{k}" for k in overrides) or (
                 "--overwrite" if args.overwrite else "--config"
             )
-            raise ConfigError(f"--resume continues a run with its saved config; remove {given}")
+            raise ConfigError(
+                f"--resume continues a run with its saved config (only --steps may be given, to "
+                f"extend its budget); remove {given}"
+            )
         from contrastive_rl import rundir
 
         config = rundir.load_config(args.resume)
+        if extend_to is not None:
+            config = rundir.extend_budget(config, extend_to)
     else:
         values = read_config_file(args.config) if args.config else {}
         config = make_config(**{**values, **overrides})
@@ -198,6 +209,7 @@ def command_train(args: argparse.Namespace) -> int:
             config,
             args.resume or config.run_dir or None,
             resume=bool(args.resume),
+            steps=extend_to,
             overwrite=args.overwrite,
             progress_bar=not args.no_progress,
         )

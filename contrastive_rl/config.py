@@ -43,7 +43,7 @@ class Config:
     steps: int = _f(
         1_000_000,
         "budget in environment steps (rounded up to whole iterations); for offline_* "
-        "environments, in gradient steps",
+        "environments, in gradient steps; with --resume, a larger budget for that run",
     )
     dataset: str = _f(
         "",

@@ -157,6 +157,35 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     return config_from_dict(values, source=file)
 
 
+def extend_budget(config: Config, steps: int) -> Config:
+    """``config`` with a larger budget of ``steps``, for ``--resume --steps``.
+
+    Only a constant ``lr_schedule`` can be extended: a decaying one is laid over the budget, so a
+    new budget would change the rates of the steps still to come and no longer match a run
+    planned for it. Nothing else in a run depends on its total budget.
+
+    Raises:
+        ConfigError: ``steps`` not larger than the run's budget, or a decaying schedule.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps <= config.steps:
+        raise ConfigError(
+            f"--steps with --resume extends the run's budget: give more than its {config.steps} "
+            f"steps (got {steps!r})"
+        )
+    if config.lr_schedule != "constant":
+        raise ConfigError(
+            f"this run's lr_schedule {config.lr_schedule!r} decays over its budget of "
+            f"{config.steps} steps; a longer budget would change its learning rates. Only runs "
+            "with lr_schedule 'constant' can be extended"
+        )
+    return dataclasses.replace(config, steps=steps)
+
+
+def budget_fields(config: Config) -> tuple[str, ...]:
+    """Fields that may differ between a checkpoint's config and the run's: the extendable budget."""
+    return ("steps",) if config.lr_schedule == "constant" else ()
+
+
 def config_differences(stored: Config, given: Config) -> list[str]:
     """``'field: stored -> given'`` for each field that differs (``run_dir`` ignored)."""
     out = []
@@ -171,7 +200,7 @@ def config_differences(stored: Config, given: Config) -> list[str]:
 
 def stored_config_differences(saved: Mapping[str, Any], config: Config) -> list[str]:
     """``'field: saved -> config'`` for each field where a checkpoint's saved config (a dict
-    from its JSON metadata) and ``config`` differ (``run_dir`` ignored)."""
+    from its JSON metadata) and ``config`` differ (``run_dir`` and an extended budget ignored)."""
 
     def as_json(values: Mapping[str, Any]) -> dict[str, Any]:  # tuples as lists, as saved
         return json.loads(json.dumps(dict(values)))
@@ -181,7 +210,7 @@ def stored_config_differences(saved: Mapping[str, Any], config: Config) -> list[
     return [
         f"{name}: {saved[name]!r} -> {value!r}"
         for name, value in as_json(config.to_dict()).items()
-        if name not in IGNORED_FIELDS and saved[name] != value
+        if name not in IGNORED_FIELDS + budget_fields(config) and saved[name] != value
     ]
 
 
@@ -317,9 +346,10 @@ def prepare(
 ) -> RunDir:
     """Create or reopen the run directory ``path`` (None or "": :func:`default_run_dir`).
 
-    Writes ``config.json`` (atomically) unless resuming. The outcome for an existing directory is
-    the table in this module's docstring: a different config, or the same config with a checkpoint,
-    is refused unless ``resume`` or ``overwrite``.
+    Writes ``config.json`` (atomically) unless resuming; a resume whose ``config`` has a larger
+    ``steps`` extends the run's budget (:func:`extend_budget`) and rewrites it. The outcome for
+    an existing directory is the table in this module's docstring: a different config, or the same
+    config with a checkpoint, is refused unless ``resume`` or ``overwrite``.
 
     Returns:
         The :class:`RunDir`; its ``config`` is the one to run (on resume, the stored one, with
@@ -365,6 +395,9 @@ def _prepare_locked(
 
     if resume:
         stored = dataclasses.replace(load_config(config_file), run_dir=path)
+        if given.steps > stored.steps:  # --resume --steps: the budget extended
+            stored = extend_budget(stored, given.steps)
+            atomic_write(config_file, _config_json(stored))
         if has_checkpoint(path):
             return stored, True
         # A run that never checkpointed: restart it from step 0 with its own config.
@@ -731,9 +764,11 @@ __all__ = [
     "RunLock",
     "ScalarMirror",
     "StorageError",
+    "budget_fields",
     "config_differences",
     "config_from_dict",
     "default_run_dir",
+    "extend_budget",
     "load_config",
     "prepare",
     "read_metrics",

@@ -83,8 +83,20 @@ def test_unknown_flag_suggests_the_closest(capsys):
 
 
 def test_resume_refuses_other_flags(tmp_path, capsys):
-    assert main(["train", "--resume", str(tmp_path), "--batch_size", "8"]) == 2
-    assert "remove --batch_size" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path), "--batch_size", "8", "--steps", "9"]) == 2
+    assert "only --steps may be given" in capsys.readouterr().err
+
+
+def test_resume_with_steps_extends_a_finished_run(tmp_path, capsys):
+    path = str(tmp_path / "run")
+    assert main(["train", *TINY, "--run-dir", path]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", path, "--steps", "1400", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "completed"
+    assert [r["env_steps"] for r in rundir.read_metrics(path)] == [400, 800, 1000, 1200, 1400]
+    assert rundir.load_config(path).steps == 1400
+    assert main(["train", "--resume", path, "--steps", "1000", "--no-progress"]) == 2
+    assert "give more than its 1400 steps" in capsys.readouterr().err
 
 
 def test_list_shows_every_environment_and_algorithm(capsys):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from contrastive_rl import checkpoint, rundir
+from contrastive_rl.api import train
 from contrastive_rl.config import ConfigError, make_config
 from contrastive_rl.runner import DivergedError, Run, evaluate_run
 from contrastive_rl.trainer import Budget, Trainer
@@ -154,6 +155,32 @@ def test_resume_continues_exactly_where_it_stopped(trainer, straight, tmp_path):
         rundir.read_metrics(straight[0])
     )
     assert evaluate_run(straight[0]) == pytest.approx(evaluate_run(path), rel=1e-5)
+
+
+def test_a_finished_run_extended_by_resume_continues_as_the_longer_run(straight, tmp_path):
+    path = str(tmp_path / "extended")
+    train(tiny(steps=1_000), path)
+    result = train(tiny(), path, resume=True, steps=2_000)
+    assert rundir.load_config(path).steps == 2_000  # config.json says the new budget
+    records = rundir.read_metrics(path)
+    assert [r["env_steps"] for r in records] == [400, 800, 1000, 1200, 1600, 2000]
+
+    # nothing in a run depends on its total budget: its evaluations (and the final policy) are
+    # those of the run planned for 2,000 steps, bar the 1,000-step run's final evaluation
+    def evaluations(rs):
+        return [{k: v for k, v in r.items() if k.startswith("eval/")} for r in rs]
+
+    longer = evaluations(rundir.read_metrics(straight[0]))
+    assert evaluations(records[:2] + records[3:]) == longer
+    assert result["eval/success"] == straight[1]["eval/success"]
+
+    with pytest.raises(ConfigError, match="extends the run's budget: give more than its 2000"):
+        train(tiny(), path, resume=True, steps=1_500)
+    decaying = str(tmp_path / "cosine")
+    rundir.prepare(decaying, tiny(lr_schedule="cosine"))
+    with pytest.raises(ConfigError, match="'cosine' decays over its budget of 2000 steps"):
+        train(tiny(), decaying, resume=True, steps=4_000)
+    assert rundir.load_config(decaying).steps == 2_000  # the refused extension wrote nothing
 
 
 def test_an_evaluation_that_did_not_complete_runs_again_on_resume(
