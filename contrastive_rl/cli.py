@@ -155,7 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     collect.add_argument("--seed", type=int, default=0, help="seed of every draw")
     collect.add_argument(
-        "--policy", default="", help="AntMaze: run directory of a policy trained on ant_<maze>"
+        "--policy",
+        default="",
+        help="AntMaze: run directory of a policy trained on ant_umaze, ant_medium or "
+        "ant_large (another maze's policy steers in a corridor frame)",
     )
     collect.add_argument(
         "--num-envs",

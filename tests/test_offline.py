@@ -2,6 +2,7 @@
 gradient steps, evaluation, checkpoints and resume (refused on another dataset); the offline
 preset; ``crl collect`` for the point mazes and AntMaze; the offline AntMaze evaluation task."""
 
+import dataclasses
 import json
 import os
 
@@ -246,24 +247,29 @@ def test_collect_npz_and_the_navigator_reaches_goals_around_walls(tmp_path):
 # -- AntMaze --------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ant_policy_dir(tmp_path_factory):
-    """A run directory holding a freshly initialised ant_umaze policy (any policy will do)."""
-    pytest.importorskip("mujoco")
+def policy_dir(path, env):
+    """Write a run directory holding a freshly initialised policy of ``env`` at ``path``."""
     import jax
 
     from contrastive_rl import checkpoint
     from contrastive_rl.envs import env_spec
     from contrastive_rl.networks import init_params, make_networks
 
-    path = tmp_path_factory.mktemp("ant_policy")
-    config = make_config("ant_umaze", hidden_layer_sizes=(16, 16), repr_dim=8)
+    path.mkdir()
+    config = make_config(env, hidden_layer_sizes=(16, 16), repr_dim=8)
     (path / "config.json").write_text(json.dumps(config.to_dict()))
-    actor, _ = init_params(make_networks(env_spec("ant_umaze"), config), jax.random.key(0))
+    actor, _ = init_params(make_networks(env_spec(env), config), jax.random.key(0))
     checkpoint.save_checkpoint(
         str(path), 0, {"learner": {"actor_params": actor}}, {"progress": {"env_steps": 0}}
     )
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def ant_policy_dir(tmp_path_factory):
+    """A run directory holding a freshly initialised ant_umaze policy (any policy will do)."""
+    pytest.importorskip("mujoco")
+    return policy_dir(tmp_path_factory.mktemp("ant") / "policy", "ant_umaze")
 
 
 def test_collect_ant_writes_the_d4rl_layout_and_loads_back(ant_policy_dir, tmp_path):
@@ -297,15 +303,48 @@ def test_collect_ant_writes_the_d4rl_layout_and_loads_back(ant_policy_dir, tmp_p
     assert data.states.shape == (4, 7, 29) and data.actions.shape == (4, 6, 8)
 
 
-def test_collect_ant_refuses_a_policy_of_another_maze(ant_policy_dir, tmp_path):
-    with pytest.raises(ValueError, match="trained on ant_umaze; offline_ant_medium_play needs"):
-        collect(
-            CollectOptions(
-                "offline_ant_medium_play", str(tmp_path / "m.hdf5"), policy=ant_policy_dir
-            )
-        )
+def test_collect_ant_steers_a_policy_of_another_maze_in_a_corridor_frame(ant_policy_dir, tmp_path):
+    out = str(tmp_path / "m.hdf5")
+    options = CollectOptions(
+        "offline_ant_medium_play", out, steps=2 * 6, episode_length=5, num_envs=2
+    )
+    meta = collect(dataclasses.replace(options, policy=ant_policy_dir))
+    assert meta["policy_frame"] == "corridor of umaze" and meta["policy_env"] == "ant_umaze"
+    with h5py.File(out) as f:  # the dataset holds the ant's real positions in the medium maze
+        xy = f["observations"][:, :2]
+    assert not ant_grid("medium").in_wall(xy).any()
+
+    point_run = tmp_path / "point_policy"
+    policy_dir(point_run, "point_Small")
+    with pytest.raises(ValueError, match="trained on point_Small; .* needs a goal-reaching ant"):
+        collect(dataclasses.replace(options, out=out + ".2.hdf5", policy=str(point_run)))
     with pytest.raises(ValueError, match="give --policy RUN_DIR"):
         collect(CollectOptions("offline_ant_umaze", str(tmp_path / "u.hdf5")))
+
+
+@pytest.mark.parametrize("policy_maze", ["umaze", "medium", "large"])
+def test_the_corridor_frame_shows_the_waypoint_at_its_offset_in_a_free_corridor(policy_maze):
+    from contrastive_rl.datasets.collect import CorridorFrame
+
+    frame = CorridorFrame(ant_grid(policy_maze))
+    policy_grid = ant_grid(policy_maze)
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(-2, 30, (400, 2))
+    along = rng.uniform(-3.8, 3.8, 400)  # within one cell with the part across
+    across = rng.uniform(-1, 1, 400)
+    on_x = rng.random(400) < 0.5
+    offset = np.where(on_x[:, None], np.stack([along, across], 1), np.stack([across, along], 1))
+    shown_xy, shown_waypoint = frame(xy, xy + offset)
+    centres = {tuple(policy_grid.centre(c)) for c in policy_grid.free_cells}
+    assert all(tuple(p) in centres for p in shown_xy)  # the ant at a free cell's centre
+    assert not policy_grid.in_wall(shown_waypoint).any()  # its goal in a free cell
+    np.testing.assert_allclose(shown_waypoint - shown_xy, offset, atol=1e-9)  # at its offset
+
+    far = frame(np.zeros((2, 2)), np.array([[0.0, 12.0], [-9.0, 3.0]]))
+    step = far[1] - far[0]
+    np.testing.assert_allclose(np.linalg.norm(step, axis=1), [4.0, 4.0])  # one cell at most
+    np.testing.assert_allclose(step[0], [0.0, 4.0])
+    assert step[1][0] < 0 and abs(step[1][1]) <= 1.5  # across the corridor: 3/8 of a cell
 
 
 def test_ant_recipes_draw_starts_and_goals_as_d4rl():

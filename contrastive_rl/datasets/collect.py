@@ -14,7 +14,9 @@ row's action is computed but never executed, as D4RL's generator) or OGBench's (
 * AntMaze (``offline_ant_*``): D4RL's recipe: a goal-reaching ant policy trained by this library
   (a run directory of ``ant_<maze>``) is given the waypoint as its goal; its deterministic action
   plus N(0, 0.2^2), clipped; 1000-step episodes (700 for umaze), 1M rows in all by default. The
-  six datasets differ in starts and goals (``ANT_RECIPES``).
+  six datasets differ in starts and goals (``ANT_RECIPES``). A policy trained on another maze
+  steers in a corridor frame (``CorridorFrame``), as D4RL's expert saw only the way to its
+  waypoint, not where it was.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ POINT_ACTION_NOISE = 0.5  # OGBench's point-maze noise
 ANT_ACTION_NOISE = 0.2  # D4RL's
 POINT_STEPS = 200_000
 ANT_STEPS = 1_000_000
+ANT_MAZES = ("umaze", "medium", "large")
 ANT_EPISODE_LENGTHS = {"umaze": 700}  # D4RL's umaze file; 1000 for the others (its default)
 
 # The goal-eligible cells ('g') of D4RL's generation maps (U_MAZE, BIG_MAZE, HARDEST_MAZE): the
@@ -262,6 +265,56 @@ def ant_waypoints(
     return np.where(in_goal_cell[:, None], goal, grid.centre(nxt) + noise)
 
 
+class CorridorFrame:
+    """Positions for a policy of maze A that steers an ant through maze B.
+
+    An ant's dynamics do not depend on where it is, only its goal-reaching policy does (it was
+    trained on positions in maze A). Each waypoint lies about one cell away along one axis, so
+    the policy is shown the ant at the centre of a cell of maze A whose neighbour in that
+    direction is free (the start of the longest straight run that way), and the waypoint at the
+    same offset from there, shortened to one cell: D4RL's expert likewise saw only the vector to
+    its waypoint. The ant's orientation, joints and velocities are shown as they are.
+    """
+
+    def __init__(self, policy_grid: MazeGrid):
+        self.grid = policy_grid
+        self.reach = policy_grid.cell_size
+        self.anchors = {}  # (d_row, d_col) -> the anchor cell's centre (a position)
+        free = {tuple(c) for c in policy_grid.free_cells}
+        for step in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+
+            def run(cell, step=step):
+                n = 0
+                while (cell[0] + (n + 1) * step[0], cell[1] + (n + 1) * step[1]) in free:
+                    n += 1
+                return n
+
+            best = max(sorted(free), key=run)
+            if run(best) == 0:
+                raise DatasetError(f"maze {policy_grid.name} has no two free cells in a row")
+            self.anchors[step] = policy_grid.centre(np.array(best))
+
+    def __call__(self, xy: np.ndarray, waypoint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, waypoints) [N, 2] to show the policy for ants at ``xy`` [N, 2]."""
+        offset = waypoint - xy
+        norm = np.linalg.norm(offset, axis=-1, keepdims=True)
+        offset = offset * np.minimum(1.0, self.reach / np.maximum(norm, 1e-9))
+        along = offset[:, list(self.grid.axes)]  # (row, col) components
+        row_major = np.abs(along[:, 0]) >= np.abs(along[:, 1])
+        sign = np.where(np.where(row_major, along[:, 0], along[:, 1]) >= 0, 1, -1)
+        anchor = np.stack(
+            [
+                self.anchors[(int(s), 0) if r else (0, int(s))]
+                for r, s in zip(row_major, sign, strict=True)
+            ]
+        )
+        # keep the goal inside the corridor: the part across it at most 3/8 of a cell
+        across = np.where(row_major[:, None], [0.0, 1.0], [1.0, 0.0])[:, np.argsort(self.grid.axes)]
+        limit = 0.375 * self.grid.cell_size
+        offset = np.where(across > 0, np.clip(offset, -limit, limit), offset)
+        return anchor, anchor + offset
+
+
 def _ant_policy(policy_dir: str, maze: str, env: str):
     if not policy_dir:
         raise DatasetError(
@@ -274,10 +327,11 @@ def _ant_policy(policy_dir: str, maze: str, env: str):
         policy = load_policy(policy_dir)
     except (FileNotFoundError, ValueError) as e:
         raise DatasetError(f"--policy {policy_dir}: {e}") from None
-    if policy.config.env != f"ant_{maze}":
+    if policy.config.env.removeprefix("ant_") not in ANT_MAZES:
         raise DatasetError(
-            f"--policy {policy_dir} was trained on {policy.config.env}; {env} needs a policy of "
-            f"ant_{maze} (its goals are positions in that maze)"
+            f"--policy {policy_dir} was trained on {policy.config.env}; {env} needs a "
+            f"goal-reaching ant policy: a run of ant_{maze} (or of another ant maze: "
+            f"{', '.join('ant_' + m for m in ANT_MAZES)})"
         )
     return policy
 
@@ -316,7 +370,9 @@ def _collect_ant(options: CollectOptions) -> tuple[dict[str, np.ndarray], dict[s
         raise DatasetError(f"unknown offline ant task {options.env!r}")
     recipe = ANT_RECIPES[task]
     policy = _ant_policy(options.policy, recipe.maze, options.env)
+    policy_maze = policy.config.env.removeprefix("ant_")
     grid = ant_grid(recipe.maze)
+    frame = None if policy_maze == recipe.maze else CorridorFrame(ant_grid(policy_maze))
     table = grid.next_cells()
     t = options.episode_length or ANT_EPISODE_LENGTHS.get(task, 1000)
     noise = ANT_ACTION_NOISE if options.noise is None else options.noise
@@ -344,7 +400,11 @@ def _collect_ant(options: CollectOptions) -> tuple[dict[str, np.ndarray], dict[s
         for step in range(t + 1):
             state = np.stack([env.state() for env in envs])
             waypoint = ant_waypoints(grid, table, state[:, :2], goals[batch], rng)
-            observation = np.concatenate([state, waypoint], axis=1)
+            shown = state
+            if frame is not None:
+                shown = state.copy()
+                shown[:, :2], waypoint = frame(state[:, :2], waypoint)
+            observation = np.concatenate([shown, waypoint], axis=1)
             action = policy(observation, deterministic=True)
             action = np.clip(action + noise * rng.standard_normal(action.shape), -1.0, 1.0)
             states[batch, step], actions[batch, step] = state, action
@@ -361,6 +421,7 @@ def _collect_ant(options: CollectOptions) -> tuple[dict[str, np.ndarray], dict[s
         "policy_env": policy.config.env,
         "policy_env_steps": int(policy.env_steps),
         "policy_action": "deterministic (tanh of the mean), goal = the waypoint",
+        "policy_frame": "the maze's own" if frame is None else f"corridor of {policy_maze}",
         "action_noise": noise,
         "waypoint_noise": f"U(0, {grid.cell_size / 4:g}) per axis",
         "episode_length": t,
