@@ -198,18 +198,22 @@ def config_differences(stored: Config, given: Config) -> list[str]:
     return out
 
 
+def _as_json(values: Mapping[str, Any]) -> dict[str, Any]:  # tuples as lists, as saved
+    return json.loads(json.dumps(dict(values)))
+
+
+def with_defaults(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved config's JSON values, with the default of each field added since it was saved."""
+    return {**_as_json({f.name: f.default for f in dataclasses.fields(Config)}), **saved}
+
+
 def stored_config_differences(saved: Mapping[str, Any], config: Config) -> list[str]:
     """``'field: saved -> config'`` for each field where a checkpoint's saved config (a dict
     from its JSON metadata) and ``config`` differ (``run_dir`` and an extended budget ignored)."""
-
-    def as_json(values: Mapping[str, Any]) -> dict[str, Any]:  # tuples as lists, as saved
-        return json.loads(json.dumps(dict(values)))
-
-    defaults = as_json({f.name: f.default for f in dataclasses.fields(Config)})
-    saved = {**defaults, **saved}  # a field added since the checkpoint has its default
+    saved = with_defaults(saved)
     return [
         f"{name}: {saved[name]!r} -> {value!r}"
-        for name, value in as_json(config.to_dict()).items()
+        for name, value in _as_json(config.to_dict()).items()
         if name not in IGNORED_FIELDS + budget_fields(config) and saved[name] != value
     ]
 
@@ -775,4 +779,5 @@ __all__ = [
     "storage_error",
     "storage_errors",
     "stored_config_differences",
+    "with_defaults",
 ]

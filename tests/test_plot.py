@@ -91,6 +91,18 @@ def test_other_differing_fields_become_separate_lines(tmp_path):
     assert list(groups["point_U"]) == ["gcbc, batch_size=128", "gcbc, batch_size=64"]
 
 
+def test_a_field_added_since_a_run_was_saved_is_not_a_difference(tmp_path):
+    write_run(tmp_path, "point_U", "gcbc", 0, [(1000, 0.1)])
+    os.rename(tmp_path / "point_U-gcbc-seed0", tmp_path / "old")
+    config_file = tmp_path / "old" / "config.json"
+    saved = json.loads(config_file.read_text())
+    del saved["dataset"]  # written by a version before the field: it ran with the default
+    config_file.write_text(json.dumps(saved))
+    write_run(tmp_path, "point_U", "gcbc", 0, [(1000, 0.5)])
+    groups = plot.group_runs(plot.find_runs([str(tmp_path)]))
+    assert list(groups["point_U"]) == ["gcbc"] and len(groups["point_U"]["gcbc"]) == 2
+
+
 def test_crl_plot_writes_png_svg_and_table(sweep_dir, tmp_path, capsys):
     import imageio.v3 as iio
 

@@ -62,10 +62,10 @@ class Curve:
 
 
 def read_run(path: str) -> RunData:
-    from contrastive_rl.rundir import CONFIG_FILE, read_metrics
+    from contrastive_rl.rundir import CONFIG_FILE, read_metrics, with_defaults
 
     with open(os.path.join(path, CONFIG_FILE), encoding="utf-8") as f:
-        config = json.load(f)
+        config = with_defaults(json.load(f))  # fields added since: not a difference between runs
     return RunData(path, config, read_metrics(path))
 
 
