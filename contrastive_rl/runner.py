@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from contrastive_rl import checkpoint, rundir
 from contrastive_rl.config import Config
+from contrastive_rl.signals import StopSignals
 from contrastive_rl.trainer import Trainer
 from contrastive_rl.workers import WorkerError
 
@@ -76,35 +77,22 @@ def _all_finite(tree: Any) -> bool:
     return all(bool(jnp.isfinite(x).all()) for x in leaves)
 
 
-class StopRequest:
+class StopRequest(StopSignals):
     """Turns Ctrl-C / SIGTERM into a clean stop (with a checkpoint) after the current iteration."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requested = False
-        self.signal: int | None = None  # the signal that asked to stop, if one did
-        self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> StopRequest:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: keep the default behaviour
-                pass
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
+    def handle(self, signum: int, frame: Any) -> None:
         if self.requested and self.signal is not None:  # a second one stops at once
             raise KeyboardInterrupt
         self.requested = True
-        self.signal = signum
+        super().handle(signum, frame)
         name = signal.Signals(signum).name
         print(
             f"\n{name}: stopping after this iteration (Ctrl-C again to abort)...", file=sys.stderr
         )
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 class Run:

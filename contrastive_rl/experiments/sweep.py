@@ -30,6 +30,7 @@ from typing import Any, TextIO
 from contrastive_rl import files
 from contrastive_rl.config import ConfigError
 from contrastive_rl.experiments.spec import PlannedRun, SweepSpec, expand, train_flags
+from contrastive_rl.signals import StopSignals
 
 SWEEP_FILE = "sweep.json"
 LOG_DIR = "logs"
@@ -123,32 +124,19 @@ def final_success(path: str) -> float | None:
     return float(records[-1]["eval/success"]) if records else None
 
 
-class StopSignals:
+class SweepSignals(StopSignals):
     """Counts SIGINT/SIGTERM; the sweep passes each one on to its running trainings."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.count = 0
-        self.signal: int | None = None
-        self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> StopSignals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: signals keep their handlers
-                pass
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
+    def handle(self, signum: int, frame: Any) -> None:
         self.count += 1
-        self.signal = signum
+        super().handle(signum, frame)
         name = signal.Signals(signum).name
         print(f"\ncrl sweep: {name}: stopping the running trainings (they checkpoint); "
               "rerun the same command to resume", file=sys.stderr)  # fmt: skip
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def log_header(job: Job, command: Sequence[str]) -> str:
@@ -158,7 +146,7 @@ def log_header(job: Job, command: Sequence[str]) -> str:
 
 
 def run_local(
-    jobs: list[Job], train_command: Sequence[str], parallel: int, stop: StopSignals
+    jobs: list[Job], train_command: Sequence[str], parallel: int, stop: SweepSignals
 ) -> dict[str, int | None]:
     """Run the jobs as processes, ``parallel`` at a time; exit status by name (None: not run)."""
     env = dict(os.environ)
@@ -223,7 +211,7 @@ def run_sweep(
     print(f"crl sweep: {len(jobs)} runs in {sweep_dir}: {counts['finished']} finished, "
           f"{counts['resume']} to resume, {counts['new']} to start, {counts['conflict']} "
           f"refused", file=out)  # fmt: skip
-    with StopSignals() as stop:
+    with SweepSignals() as stop:
         if ray_address is not None:
             from contrastive_rl.experiments.ray_launch import run_ray
 
