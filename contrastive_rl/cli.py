@@ -168,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=64,
         help="episodes collected side by side",
     )
+    collect.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="AntMaze: processes collecting num_envs episodes each at once (one per core; "
+        "the dataset is the same for any number)",
+    )
     collect.add_argument("--overwrite", action="store_true", help="replace an existing file")
 
     commands.add_parser(
@@ -246,6 +253,7 @@ def command_collect(args: argparse.Namespace) -> int:
         seed=args.seed,
         policy=args.policy,
         num_envs=args.num_envs,
+        workers=args.workers,
         overwrite=args.overwrite,
     )
     metadata = collect(options)

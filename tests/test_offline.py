@@ -303,6 +303,24 @@ def test_collect_ant_writes_the_d4rl_layout_and_loads_back(ant_policy_dir, tmp_p
     assert data.states.shape == (4, 7, 29) and data.actions.shape == (4, 6, 8)
 
 
+def test_collect_ant_gives_the_same_dataset_in_worker_processes(ant_policy_dir, tmp_path):
+    options = CollectOptions(
+        "offline_ant_medium_diverse",
+        str(tmp_path / "here.npz"),
+        steps=3 * 6,
+        episode_length=5,
+        num_envs=2,  # chunks of 2, 1 episodes
+        policy=ant_policy_dir,
+        seed=7,
+    )
+    collect(options)
+    collect(dataclasses.replace(options, out=str(tmp_path / "two.npz"), workers=2))
+    here, two = np.load(tmp_path / "here.npz"), np.load(tmp_path / "two.npz")
+    for key in ("observations", "actions", "terminals", "qpos", "qvel"):
+        np.testing.assert_array_equal(here[key], two[key], err_msg=key)
+    assert len(here["observations"]) == 18 and here["observations"][:, :2].std() > 0
+
+
 def test_collect_ant_steers_a_policy_of_another_maze_in_a_corridor_frame(ant_policy_dir, tmp_path):
     out = str(tmp_path / "m.hdf5")
     options = CollectOptions(

@@ -21,7 +21,9 @@ row's action is computed but never executed, as D4RL's generator) or OGBench's (
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import os
 import sys
 import time
@@ -86,7 +88,8 @@ class CollectOptions:
     noise: float | None = None  # std of the Gaussian action noise; None = the task's default
     seed: int = 0
     policy: str = ""  # AntMaze: the run directory of a goal-reaching ant policy
-    num_envs: int = 64  # episodes collected side by side
+    num_envs: int = 64  # episodes collected side by side (a chunk)
+    workers: int = 1  # AntMaze: processes that collect chunks at once (the data do not change)
     overwrite: bool = False
 
 
@@ -96,8 +99,10 @@ def collect(options: CollectOptions) -> dict[str, Any]:
     out_format = _out_format(options.out)
     if os.path.exists(options.out) and not options.overwrite:
         raise DatasetError(f"{options.out} exists; pass --overwrite to replace it")
-    if options.num_envs <= 0:
-        raise DatasetError(f"num_envs must be positive, got {options.num_envs}")
+    if options.num_envs <= 0 or options.workers <= 0:
+        raise DatasetError(
+            f"num_envs and workers must be positive, got {options.num_envs} and {options.workers}"
+        )
     if options.steps < 0 or options.episode_length < 0:
         raise DatasetError("steps and episode_length must be >= 0 (0 = the task's default)")
     if options.noise is not None and options.noise < 0:
@@ -363,70 +368,145 @@ def ant_start_goal(
 
 
 def _collect_ant(options: CollectOptions) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    from contrastive_rl.envs.ant import AntMazeHost, joint_noise_np
-
     task = options.env.removeprefix("offline_ant_")
     if task not in ANT_RECIPES:
         raise DatasetError(f"unknown offline ant task {options.env!r}")
     recipe = ANT_RECIPES[task]
-    policy = _ant_policy(options.policy, recipe.maze, options.env)
+    policy = _ant_policy(options.policy, recipe.maze, options.env)  # refused here, not in a worker
     policy_maze = policy.config.env.removeprefix("ant_")
-    grid = ant_grid(recipe.maze)
-    frame = None if policy_maze == recipe.maze else CorridorFrame(ant_grid(policy_maze))
-    table = grid.next_cells()
     t = options.episode_length or ANT_EPISODE_LENGTHS.get(task, 1000)
     noise = ANT_ACTION_NOISE if options.noise is None else options.noise
     episodes = _episode_count(options.steps or ANT_STEPS, t)
     n = min(options.num_envs, episodes)
-    all_envs = [AntMazeHost(f"ant_{recipe.maze}", goal_settle_steps=0) for _ in range(n)]
-    threshold = all_envs[0].spec.success_threshold
-    qpos0 = all_envs[0].model.qpos0
-    states = np.zeros((episodes, t + 1, 29), np.float32)
-    actions = np.zeros((episodes, t + 1, 8), np.float32)
-    qpos = np.zeros((episodes, t + 1, 15), np.float32)
-    qvel = np.zeros((episodes, t + 1, 14), np.float32)
-    goals = np.zeros((episodes, 2), np.float32)
-    rng = np.random.default_rng(np.random.SeedSequence([options.seed, 0xA17]))
-    for first in range(0, episodes, n):
-        envs = all_envs[: min(n, episodes - first)]
-        batch = slice(first, first + len(envs))
-        for i, env in enumerate(envs):
-            start, goals[first + i] = ant_start_goal(recipe, grid, rng)
-            q, v = joint_noise_np(rng, qpos0)
-            if start is not None:
-                q[:2] = start
-            env.set_state(q, v)
-            env.goal = goals[first + i]
-        for step in range(t + 1):
-            state = np.stack([env.state() for env in envs])
-            waypoint = ant_waypoints(grid, table, state[:, :2], goals[batch], rng)
-            shown = state
-            if frame is not None:
-                shown = state.copy()
-                shown[:, :2], waypoint = frame(state[:, :2], waypoint)
-            observation = np.concatenate([shown, waypoint], axis=1)
-            action = policy(observation, deterministic=True)
-            action = np.clip(action + noise * rng.standard_normal(action.shape), -1.0, 1.0)
-            states[batch, step], actions[batch, step] = state, action
-            qpos[batch, step] = np.stack([env.data.qpos[:15] for env in envs])
-            qvel[batch, step] = np.stack([env.data.qvel[:14] for env in envs])
-            if step < t:  # the last row's action is recorded, never executed (as D4RL's)
-                for env, a in zip(envs, action, strict=True):
-                    env.step(a)
-        done = first + len(envs)
-        print(f"collect: {done}/{episodes} episodes ({done * (t + 1):,} rows)", file=sys.stderr)
+    chunks = [
+        AntChunk(options.policy, task, t, noise, options.seed, first, min(n, episodes - first))
+        for first in range(0, episodes, n)
+    ]
+    parts = []
+    with _pool(options.workers, len(chunks)) as pool:  # workers load the policy themselves
+        run = (
+            pool.map(collect_ant_chunk, chunks)
+            if pool
+            else (collect_ant_chunk(c, policy) for c in chunks)
+        )
+        for part in run:
+            parts.append(part)
+            done = sum(len(p["goals"]) for p in parts)
+            print(f"collect: {done}/{episodes} episodes ({done * (t + 1):,} rows)", file=sys.stderr)
+    states, actions, qpos, qvel, goals = (
+        np.concatenate([p[k] for p in parts])
+        for k in ("states", "actions", "qpos", "qvel", "goals")
+    )
+    threshold = _success_threshold(recipe.maze)
     reached = np.linalg.norm(states[..., :2] - goals[:, None], axis=-1) <= threshold
+    own_frame = policy_maze == recipe.maze
     metadata = {
         "policy": os.path.abspath(options.policy),
         "policy_env": policy.config.env,
         "policy_env_steps": int(policy.env_steps),
         "policy_action": "deterministic (tanh of the mean), goal = the waypoint",
-        "policy_frame": "the maze's own" if frame is None else f"corridor of {policy_maze}",
+        "policy_frame": "the maze's own" if own_frame else f"corridor of {policy_maze}",
         "action_noise": noise,
-        "waypoint_noise": f"U(0, {grid.cell_size / 4:g}) per axis",
+        "waypoint_noise": f"U(0, {ant_grid(recipe.maze).cell_size / 4:g}) per axis",
         "episode_length": t,
         "episodes": int(episodes),
         "recipe": dataclasses.asdict(recipe),
         "policy_success": float(reached.any(axis=1).mean()),
     }
     return flatten_episodes(states, actions, goals, reached, qpos=qpos, qvel=qvel), metadata
+
+
+@dataclass(frozen=True)
+class AntChunk:
+    """``count`` episodes of one AntMaze dataset, collected side by side, from episode ``first``.
+
+    Each chunk draws from its own stream (the seed and ``first``), so a dataset is the same
+    whether its chunks run in one process or in several.
+    """
+
+    policy_dir: str
+    task: str
+    episode_length: int
+    noise: float
+    seed: int
+    first: int
+    count: int
+
+
+def collect_ant_chunk(chunk: AntChunk, policy: Any = None) -> dict[str, np.ndarray]:
+    """Collect one chunk: ``states``, ``actions``, ``qpos``, ``qvel`` [count, T + 1, .] and
+    ``goals`` [count, 2]. ``policy``: the loaded ``chunk.policy_dir`` (a worker loads it once)."""
+    from contrastive_rl.envs.ant import AntMazeHost, joint_noise_np
+
+    recipe = ANT_RECIPES[chunk.task]
+    policy = policy or _worker_policy(chunk.policy_dir)
+    policy_maze = policy.config.env.removeprefix("ant_")
+    grid = ant_grid(recipe.maze)
+    table = _next_cells(recipe.maze)
+    frame = None if policy_maze == recipe.maze else CorridorFrame(ant_grid(policy_maze))
+    t, count = chunk.episode_length, chunk.count
+    envs = [AntMazeHost(f"ant_{recipe.maze}", goal_settle_steps=0) for _ in range(count)]
+    qpos0 = envs[0].model.qpos0
+    out = {
+        "states": np.zeros((count, t + 1, 29), np.float32),
+        "actions": np.zeros((count, t + 1, 8), np.float32),
+        "qpos": np.zeros((count, t + 1, 15), np.float32),
+        "qvel": np.zeros((count, t + 1, 14), np.float32),
+        "goals": np.zeros((count, 2), np.float32),
+    }
+    rng = np.random.default_rng(np.random.SeedSequence([chunk.seed, 0xA17, chunk.first]))
+    for i, env in enumerate(envs):
+        start, out["goals"][i] = ant_start_goal(recipe, grid, rng)
+        q, v = joint_noise_np(rng, qpos0)
+        if start is not None:
+            q[:2] = start
+        env.set_state(q, v)
+        env.goal = out["goals"][i]
+    for step in range(t + 1):
+        state = np.stack([env.state() for env in envs])
+        waypoint = ant_waypoints(grid, table, state[:, :2], out["goals"], rng)
+        shown = state
+        if frame is not None:
+            shown = state.copy()
+            shown[:, :2], waypoint = frame(state[:, :2], waypoint)
+        action = policy(np.concatenate([shown, waypoint], axis=1), deterministic=True)
+        action = np.clip(action + chunk.noise * rng.standard_normal(action.shape), -1.0, 1.0)
+        out["states"][:, step], out["actions"][:, step] = state, action
+        out["qpos"][:, step] = np.stack([env.data.qpos[:15] for env in envs])
+        out["qvel"][:, step] = np.stack([env.data.qvel[:14] for env in envs])
+        if step < t:  # the last row's action is recorded, never executed (as D4RL's)
+            for env, a in zip(envs, action, strict=True):
+                env.step(a)
+    return out
+
+
+@functools.cache
+def _worker_policy(policy_dir: str):  # a worker process lives for one collection
+    from contrastive_rl.api import load_policy
+
+    return load_policy(policy_dir)
+
+
+@functools.cache
+def _next_cells(maze: str) -> np.ndarray:
+    return ant_grid(maze).next_cells()
+
+
+def _success_threshold(maze: str) -> float:
+    from contrastive_rl.envs import env_spec
+
+    return env_spec(f"ant_{maze}").success_threshold
+
+
+@contextlib.contextmanager
+def _pool(workers: int, chunks: int):
+    """A pool of ``workers`` processes (fresh interpreters), or None to collect here."""
+    if workers <= 1 or chunks <= 1:
+        yield None
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")  # JAX and MuJoCo do not survive a fork
+    with ProcessPoolExecutor(min(workers, chunks), mp_context=context) as pool:
+        yield pool
