@@ -319,6 +319,10 @@ def test_collect_ant_gives_the_same_dataset_in_worker_processes(ant_policy_dir, 
     for key in ("observations", "actions", "terminals", "qpos", "qvel"):
         np.testing.assert_array_equal(here[key], two[key], err_msg=key)
     assert len(here["observations"]) == 18 and here["observations"][:, :2].std() > 0
+    from contrastive_rl.datasets.collect import _pool
+
+    with _pool(2, chunks=2) as pool:  # the second collection did run in worker processes
+        assert pool is not None
 
 
 def test_collect_ant_steers_a_policy_of_another_maze_in_a_corridor_frame(ant_policy_dir, tmp_path):

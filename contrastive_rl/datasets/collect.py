@@ -42,7 +42,6 @@ POINT_ACTION_NOISE = 0.5  # OGBench's point-maze noise
 ANT_ACTION_NOISE = 0.2  # D4RL's
 POINT_STEPS = 200_000
 ANT_STEPS = 1_000_000
-ANT_MAZES = ("umaze", "medium", "large")
 ANT_EPISODE_LENGTHS = {"umaze": 700}  # D4RL's umaze file; 1000 for the others (its default)
 
 # The goal-eligible cells ('g') of D4RL's generation maps (U_MAZE, BIG_MAZE, HARDEST_MAZE): the
@@ -277,47 +276,43 @@ class CorridorFrame:
     trained on positions in maze A). Each waypoint lies about one cell away along one axis, so
     the policy is shown the ant at the centre of a cell of maze A whose neighbour in that
     direction is free (the start of the longest straight run that way), and the waypoint at the
-    same offset from there, shortened to one cell: D4RL's expert likewise saw only the vector to
-    its waypoint. The ant's orientation, joints and velocities are shown as they are.
+    same offset from there, shortened to one cell and to 3/8 of a cell across the corridor:
+    D4RL's expert likewise saw only the vector to its waypoint. The ant's orientation, joints
+    and velocities are shown as they are. (All AntMazes share cell size and axes, so offsets in
+    maze B's cells are offsets in maze A's.)
     """
+
+    ACROSS = 0.375  # of a cell: the part of the offset across the corridor that is kept
 
     def __init__(self, policy_grid: MazeGrid):
         self.grid = policy_grid
-        self.reach = policy_grid.cell_size
-        self.anchors = {}  # (d_row, d_col) -> the anchor cell's centre (a position)
         free = {tuple(c) for c in policy_grid.free_cells}
+
+        def run(cell: tuple[int, int], step: tuple[int, int]) -> int:
+            n = 0
+            while (cell[0] + (n + 1) * step[0], cell[1] + (n + 1) * step[1]) in free:
+                n += 1
+            return n
+
+        self.anchors = {}  # (d_row, d_col) -> the anchor cell's centre in grid coordinates
         for step in ((0, 1), (0, -1), (1, 0), (-1, 0)):
-
-            def run(cell, step=step):
-                n = 0
-                while (cell[0] + (n + 1) * step[0], cell[1] + (n + 1) * step[1]) in free:
-                    n += 1
-                return n
-
-            best = max(sorted(free), key=run)
-            if run(best) == 0:
+            best = max(sorted(free), key=lambda cell: run(cell, step))
+            if run(best, step) == 0:
                 raise DatasetError(f"maze {policy_grid.name} has no two free cells in a row")
-            self.anchors[step] = policy_grid.centre(np.array(best))
+            self.anchors[step] = np.array(best) + 0.5
 
     def __call__(self, xy: np.ndarray, waypoint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(positions, waypoints) [N, 2] to show the policy for ants at ``xy`` [N, 2]."""
-        offset = waypoint - xy
-        norm = np.linalg.norm(offset, axis=-1, keepdims=True)
-        offset = offset * np.minimum(1.0, self.reach / np.maximum(norm, 1e-9))
-        along = offset[:, list(self.grid.axes)]  # (row, col) components
-        row_major = np.abs(along[:, 0]) >= np.abs(along[:, 1])
-        sign = np.where(np.where(row_major, along[:, 0], along[:, 1]) >= 0, 1, -1)
-        anchor = np.stack(
-            [
-                self.anchors[(int(s), 0) if r else (0, int(s))]
-                for r, s in zip(row_major, sign, strict=True)
-            ]
-        )
-        # keep the goal inside the corridor: the part across it at most 3/8 of a cell
-        across = np.where(row_major[:, None], [0.0, 1.0], [1.0, 0.0])[:, np.argsort(self.grid.axes)]
-        limit = 0.375 * self.grid.cell_size
-        offset = np.where(across > 0, np.clip(offset, -limit, limit), offset)
-        return anchor, anchor + offset
+        cells = self.grid.to_grid(waypoint) - self.grid.to_grid(xy)  # (row, col) offsets
+        cells /= np.maximum(1.0, np.linalg.norm(cells, axis=-1, keepdims=True))  # one cell
+        rows = np.abs(cells[:, 0]) >= np.abs(cells[:, 1])  # along a column: a row step
+        along, across = np.where(rows, 0, 1), np.where(rows, 1, 0)
+        n = np.arange(len(cells))
+        cells[n, across] = np.clip(cells[n, across], -self.ACROSS, self.ACROSS)
+        steps = np.zeros((len(cells), 2), np.int64)
+        steps[n, along] = np.where(cells[n, along] >= 0, 1, -1)
+        anchor = np.stack([self.anchors[tuple(step)] for step in steps])
+        return self.grid.from_grid(anchor), self.grid.from_grid(anchor + cells)
 
 
 def _ant_policy(policy_dir: str, maze: str, env: str):
@@ -332,11 +327,13 @@ def _ant_policy(policy_dir: str, maze: str, env: str):
         policy = load_policy(policy_dir)
     except (FileNotFoundError, ValueError) as e:
         raise DatasetError(f"--policy {policy_dir}: {e}") from None
-    if policy.config.env.removeprefix("ant_") not in ANT_MAZES:
+    from contrastive_rl.envs.ant_model import MAZES
+
+    if policy.config.env.removeprefix("ant_") not in MAZES:
         raise DatasetError(
             f"--policy {policy_dir} was trained on {policy.config.env}; {env} needs a "
             f"goal-reaching ant policy: a run of ant_{maze} (or of another ant maze: "
-            f"{', '.join('ant_' + m for m in ANT_MAZES)})"
+            f"{', '.join('ant_' + m for m in MAZES)})"
         )
     return policy
 
@@ -397,7 +394,9 @@ def _collect_ant(options: CollectOptions) -> tuple[dict[str, np.ndarray], dict[s
         np.concatenate([p[k] for p in parts])
         for k in ("states", "actions", "qpos", "qvel", "goals")
     )
-    threshold = _success_threshold(recipe.maze)
+    from contrastive_rl.envs import env_spec
+
+    threshold = env_spec(f"ant_{recipe.maze}").success_threshold
     reached = np.linalg.norm(states[..., :2] - goals[:, None], axis=-1) <= threshold
     own_frame = policy_maze == recipe.maze
     metadata = {
@@ -439,7 +438,8 @@ def collect_ant_chunk(chunk: AntChunk, policy: Any = None) -> dict[str, np.ndarr
     from contrastive_rl.envs.ant import AntMazeHost, joint_noise_np
 
     recipe = ANT_RECIPES[chunk.task]
-    policy = policy or _worker_policy(chunk.policy_dir)
+    if policy is None:
+        policy = _worker_policy(chunk.policy_dir)
     policy_maze = policy.config.env.removeprefix("ant_")
     grid = ant_grid(recipe.maze)
     table = _next_cells(recipe.maze)
@@ -490,12 +490,6 @@ def _worker_policy(policy_dir: str):  # a worker process lives for one collectio
 @functools.cache
 def _next_cells(maze: str) -> np.ndarray:
     return ant_grid(maze).next_cells()
-
-
-def _success_threshold(maze: str) -> float:
-    from contrastive_rl.envs import env_spec
-
-    return env_spec(f"ant_{maze}").success_threshold
 
 
 @contextlib.contextmanager
