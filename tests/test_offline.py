@@ -2,6 +2,7 @@
 gradient steps, evaluation, checkpoints and resume (refused on another dataset); the offline
 preset; ``crl collect`` for the point mazes and AntMaze; the offline AntMaze evaluation task."""
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -303,7 +304,20 @@ def test_collect_ant_writes_the_d4rl_layout_and_loads_back(ant_policy_dir, tmp_p
     assert data.states.shape == (4, 7, 29) and data.actions.shape == (4, 6, 8)
 
 
-def test_collect_ant_gives_the_same_dataset_in_worker_processes(ant_policy_dir, tmp_path):
+def test_collect_ant_gives_the_same_dataset_in_worker_processes(
+    ant_policy_dir, tmp_path, monkeypatch
+):
+    from contrastive_rl.datasets import collect as collect_module
+
+    pools, real_pool = [], collect_module._pool
+
+    @contextlib.contextmanager
+    def recording_pool(workers: int, chunks: int):
+        with real_pool(workers, chunks) as pool:
+            pools.append(pool)
+            yield pool
+
+    monkeypatch.setattr(collect_module, "_pool", recording_pool)
     options = CollectOptions(
         "offline_ant_medium_diverse",
         str(tmp_path / "here.npz"),
@@ -319,10 +333,8 @@ def test_collect_ant_gives_the_same_dataset_in_worker_processes(ant_policy_dir, 
     for key in ("observations", "actions", "terminals", "qpos", "qvel"):
         np.testing.assert_array_equal(here[key], two[key], err_msg=key)
     assert len(here["observations"]) == 18 and here["observations"][:, :2].std() > 0
-    from contrastive_rl.datasets.collect import _pool
-
-    with _pool(2, chunks=2) as pool:  # the second collection did run in worker processes
-        assert pool is not None
+    # the first collection ran here, the second through a pool of worker processes
+    assert pools[0] is None and pools[1] is not None
 
 
 def test_collect_ant_steers_a_policy_of_another_maze_in_a_corridor_frame(ant_policy_dir, tmp_path):

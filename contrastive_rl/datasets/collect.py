@@ -306,7 +306,8 @@ class CorridorFrame:
         cells = self.grid.to_grid(waypoint) - self.grid.to_grid(xy)  # (row, col) offsets
         cells /= np.maximum(1.0, np.linalg.norm(cells, axis=-1, keepdims=True))  # one cell
         rows = np.abs(cells[:, 0]) >= np.abs(cells[:, 1])  # along a column: a row step
-        along, across = np.where(rows, 0, 1), np.where(rows, 1, 0)
+        along = np.where(rows, 0, 1)
+        across = 1 - along
         n = np.arange(len(cells))
         cells[n, across] = np.clip(cells[n, across], -self.ACROSS, self.ACROSS)
         steps = np.zeros((len(cells), 2), np.int64)
