@@ -2,6 +2,7 @@
 
 import os
 import re
+import shlex
 
 import pytest
 from run_dirs import write_run  # tests/run_dirs.py
@@ -122,17 +123,24 @@ def test_verdicts_follow_the_rules(runs, tmp_path):
         "family": "not tested",  # no contrastive_cpc runs
         "td3": "not tested",
     }
-    assert result["counts"] == {"holds": 5, "does not hold": 2, "not tested": 2}
+    assert result["counts"] == {
+        "holds": 5,
+        "holds vacuously": 0,
+        "does not hold": 2,
+        "not tested": 2,
+    }
     text = out.read_text()
     assert "# Test report" in text
     assert "![curves](figures/reproduction.png)" in text
     assert os.path.isfile(out.parent / "figures" / "reproduction.png")
-    assert "| sawyer_bin | contrastive_nce | 0, 1 | paper | 10,000 | 0.3 |" in text  # 20 s
+    # 20 s of wall time; planned: the config's default 1M steps, so every run is still to come
+    assert "| sawyer_bin | contrastive_nce | 0, 1 | paper | 10,000 | 1,000,000 | 0.3 |" in text
+    assert "**Still to come**" in text and "sawyer_bin gcbc seed 1: 10,000 of 1,000,000" in text
     row = next(line for line in text.splitlines() if line.startswith("| NCE beats GCBC on sawyer"))
     assert "contrastive_nce on sawyer_bin: 0.600 ± 0.141 (n=2)" in row
     assert "gcbc on sawyer_bin: 0.050 ± 0.071 (n=2)" in row
     assert row.endswith("| **holds** |")
-    assert "no finished runs of contrastive_cpc on sawyer_bin" in text
+    assert "no evaluated runs of contrastive_cpc on sawyer_bin" in text
     assert re.search(r"Beats TD3\+HER .*no TD3\+HER here \| \*\*not tested\*\*", text)
 
 
@@ -141,9 +149,11 @@ def test_crl_report_command(runs, tmp_path, capsys):
     out = tmp_path / "R.md"
     note = "Budget: 10k env steps on a 2-core CPU."
     assert main(["report", root, "--claims", claims, "--out", str(out), "--note", note]) == 0
-    assert "5 holds, 2 does not hold, 2 not tested" in capsys.readouterr().out
+    assert "5 holds, 0 holds vacuously, 2 does not hold, 2 not tested" in capsys.readouterr().out
     text = out.read_text()
-    assert text.index(note) > text.index("## Budget") and text.index(note) < text.index("## Curves")
+    budget = text.index("## Budget")
+    assert budget < text.index(note, budget) < text.index("## Curves")
+    assert f"--note '{note}'`" in text  # the command that wrote it
 
 
 def test_claims_file_errors(tmp_path):
@@ -164,3 +174,163 @@ def test_the_repository_claims_file_reads():
     assert settings["metric"] == "eval/success"
     assert {"sawyer_bin_only_nce", "fetch_push_nce_best"} <= {c.id for c in claims}
     assert all(c.rule in report.RULES for c in claims)
+
+
+FAMILY_CLAIMS = """
+[[claim]]
+id = "nce_over_c"
+text = "NCE above C-learning on average"
+rule = "greater_on_average"
+envs = ["fetch_reach", "fetch_push"]
+a = "contrastive_nce"
+b = "c_learning"
+
+[[claim]]
+id = "both_among_best"
+text = "NCE + C-learning among the best"
+rule = "among_best"
+envs = ["fetch_reach", "fetch_push"]
+a = "nce+c_learning"
+margin = 0.1
+
+[[claim]]
+id = "cpc_wins"
+text = "CPC beats NCE somewhere"
+rule = "wins_on"
+envs = ["fetch_reach", "fetch_push"]
+a = "contrastive_cpc"
+b = "contrastive_nce"
+
+[[claim]]
+id = "c_wins_and_loses"
+text = "C-learning beats NCE on some tasks and is worse on the others"
+rule = "wins_and_loses"
+envs = ["fetch_reach", "fetch_push"]
+a = "c_learning"
+b = "contrastive_nce"
+
+[[claim]]
+id = "gcbc_no_progress"
+text = "GCBC makes almost no progress on fetch_push"
+rule = "at_most"
+envs = ["fetch_push"]
+a = "gcbc"
+threshold = 0.1
+"""
+
+
+def write_family(root, finals_by_alg, env_steps=10000, **fields):
+    """The five algorithms on fetch_reach and fetch_push, each config as its preset makes it
+    (c_learning and nce+c_learning with twin critics), one seed, the given final values."""
+    for alg, (reach, push) in finals_by_alg.items():
+        write_run(root, "fetch_reach", alg, 0, [(env_steps, reach)], **fields)
+        write_run(root, "fetch_push", alg, 0, [(env_steps, push)], **fields)
+
+
+def verdicts_of(root, tmp_path, claims_text=FAMILY_CLAIMS):
+    claims = tmp_path / "family.toml"
+    claims.write_text(claims_text)
+    result = report.make_report([root], str(claims), str(tmp_path / "R.md"))
+    return {v.claim.id: v for v in result["verdicts"]}, result
+
+
+def test_claims_on_all_five_algorithms_are_judged(tmp_path):
+    """The algorithms' presets differ in twin_q, so the plot labels them 'c_learning,
+    twin_q=True' etc.; claims name algorithms and must still find every run."""
+    root = str(tmp_path / "sweep")
+    write_family(
+        root,
+        {
+            "contrastive_nce": (1.0, 0.5),
+            "contrastive_cpc": (1.0, 0.6),
+            "c_learning": (1.0, 0.3),
+            "nce+c_learning": (0.95, 0.55),
+            "gcbc": (0.9, 0.05),
+        },
+    )
+    verdicts, _ = verdicts_of(root, tmp_path)
+    got = {k: v.verdict for k, v in verdicts.items()}
+    assert got == {
+        "nce_over_c": "holds",  # mean(0.0, 0.2) > 0
+        "both_among_best": "holds",  # 0.95 >= 1.0 - 0.1, 0.55 >= 0.6 - 0.1
+        "cpc_wins": "holds",  # 0.6 > 0.5 on fetch_push
+        "c_wins_and_loses": "does not hold",  # never wins, and ties on fetch_reach
+        "gcbc_no_progress": "holds",  # 0.05 <= 0.1 while NCE reaches 0.5
+    }
+    assert "c_learning on fetch_push: 0.300 (n=1)" in verdicts["c_wins_and_loses"].measured
+    half = verdicts["c_wins_and_loses"].measured[-1]
+    assert half == (
+        "c_learning wins on: none (needs 1); loses on: fetch_push; neither: fetch_reach"
+    )
+
+
+def test_a_claim_with_two_halves_checks_both(tmp_path):
+    both = {"contrastive_nce": (0.5, 0.5), "c_learning": (0.7, 0.2)}
+    root = str(tmp_path / "both")
+    write_family(root, both)
+    verdicts, _ = verdicts_of(root, tmp_path)
+    assert verdicts["c_wins_and_loses"].verdict == "holds"
+    only_wins = {"contrastive_nce": (0.5, 0.5), "c_learning": (0.7, 0.5)}
+    root = str(tmp_path / "wins")
+    write_family(root, only_wins)
+    verdicts, _ = verdicts_of(root, tmp_path)
+    assert (
+        verdicts["c_wins_and_loses"].verdict == "does not hold"
+    )  # ties on fetch_push: the second half fails
+    assert verdicts["cpc_wins"].verdict == "not tested"  # no contrastive_cpc runs
+
+
+def test_a_vacuous_claim_says_so(tmp_path):
+    """'GCBC makes almost no progress' says nothing when no algorithm learned the task."""
+    root = str(tmp_path / "sweep")
+    write_family(root, {"contrastive_nce": (1.0, 0.06), "gcbc": (1.0, 0.05)})
+    verdicts, result = verdicts_of(root, tmp_path)
+    verdict = verdicts["gcbc_no_progress"]
+    assert verdict.verdict == "holds vacuously"
+    assert "vacuous on fetch_push: no algorithm run there exceeds 0.1" in verdict.measured[-1]
+    assert result["counts"]["holds vacuously"] == 1
+    assert "**holds vacuously**" in (tmp_path / "R.md").read_text()
+
+
+def test_runs_of_one_algorithm_in_two_configurations_are_not_mixed(tmp_path):
+    root = str(tmp_path / "sweep")
+    write_run(root, "fetch_push", "gcbc", 0, [(10000, 0.05)])
+    write_run(root, "fetch_push", "gcbc", 1, [(10000, 0.3)], batch_size=64)
+    write_run(root, "fetch_push", "contrastive_nce", 0, [(10000, 0.5)], steps=10000)
+    write_run(root, "fetch_push", "contrastive_nce", 1, [(20000, 0.7)], steps=20000)
+    claims = FAMILY_CLAIMS.split("[[claim]]")
+    verdicts, result = verdicts_of(root, tmp_path, "[[claim]]".join(claims[:1] + claims[-1:]))
+    verdict = verdicts["gcbc_no_progress"]
+    assert verdict.verdict == "not tested"
+    assert (
+        "several configurations of gcbc on fetch_push (batch_size=256; batch_size=64)"
+        in (verdict.measured[0])
+    )
+    # The NCE runs differ only in their budget: seeds of one configuration, both finished.
+    assert "fetch_push contrastive_nce" not in " ".join(result["unfinished"])
+    assert "fetch_push gcbc seed 0: 10,000 of 1,000,000" in result["unfinished"]
+
+
+def test_the_generated_by_line_regenerates_the_report(runs, tmp_path, monkeypatch):
+    """The command in the report, run again, writes the same report (the note from a file)."""
+    root, claims = runs
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "note.md").write_text("Measured on **2 cores**.\n")
+    args = ["report", root, "--claims", claims, "--out", "out dir/R.md"]
+    args += ["--figures", "figs", "--note", "@note.md"]
+    os.makedirs("out dir")
+    assert main(args) == 0
+    text = (tmp_path / "out dir" / "R.md").read_text()
+    assert "Measured on **2 cores**." in text
+    command = re.search(r"Generated by `([^`]*)`", text).group(1)
+    assert shlex.split(command) == ["crl", *args]
+    os.remove("out dir/R.md")
+    assert main(shlex.split(command)[1:]) == 0
+    assert (tmp_path / "out dir" / "R.md").read_text() == text
+    assert os.path.isfile(tmp_path / "figs" / "reproduction.png")
+
+
+def test_a_missing_note_file_is_refused(runs, tmp_path):
+    root, claims = runs
+    with pytest.raises(ConfigError, match="cannot read the note file nowhere.md"):
+        report.make_report([root], claims, str(tmp_path / "R.md"), note="@nowhere.md")

@@ -117,7 +117,12 @@ def add_commands(commands: Any) -> dict[str, Handler]:
     _flag(report, "claims", required=True, metavar="TOML", help="the claims (sweeps/claims.toml)")
     _flag(report, "out", default="REPRODUCTION.md", help="the report (default REPRODUCTION.md)")
     _flag(report, "figures", metavar="DIR", help="figure directory (default: figures/ beside it)")
-    _flag(report, "note", default="", help="a paragraph under the budget (machine, load, why)")
+    _flag(
+        report,
+        "note",
+        default="",
+        help="Markdown under the budget (machine, load, why); @FILE reads it from FILE",
+    )
     handlers = {"sweep": command_sweep, "plot": command_plot, "video": command_video}
     handlers["report"] = command_report
     for name, parser in (("sweep", sweep), ("plot", plot), ("video", video), ("report", report)):

@@ -106,13 +106,14 @@ def group_runs(runs: Sequence[RunData]) -> dict[str, dict[str, list[RunData]]]:
         fields = label_fields(env_runs)
         lines: dict[str, list[RunData]] = {}
         for run in env_runs:
-            extra = [f"{k}={_short(run.config.get(k))}" for k in fields]
+            extra = [f"{k}={short_value(run.config.get(k))}" for k in fields]
             lines.setdefault(", ".join([run.config["alg"], *extra]), []).append(run)
         groups[env] = dict(sorted(lines.items()))
     return dict(sorted(groups.items()))
 
 
-def _short(value: Any) -> str:
+def short_value(value: Any) -> str:
+    """A config value as a label shows it: ``256x256`` for a list, ``auto`` for None."""
     if isinstance(value, list):
         return "x".join(str(v) for v in value)
     return "auto" if value is None else str(value)

@@ -17,15 +17,25 @@ test, each with a rule that compares the *final* value of a metric (each seed's 
     b = "gcbc"
     margin = 0.1
 
-A claim is **holds** or **does not hold** when every run it needs is there, **not tested**
+Claims name algorithms, so runs are matched to a claim by (env, algorithm), not by the plot's
+line labels (which add fields such as ``twin_q`` that the algorithms' presets set). Runs of one
+algorithm on one env that differ in a field other than bookkeeping (``BOOKKEEPING``: the budget,
+evaluation and actor settings) are different configurations, and a claim on them is not
+tested until one is chosen.
+
+A claim **holds** or **does not hold** when every run it needs is there, is **not tested**
 otherwise (the missing runs are named), or when its rule is ``untestable`` (its ``reason`` is
-given, e.g. a baseline this project does not have). The report states the budget the runs had,
+given, e.g. a baseline this project does not have). A verdict that holds only because nothing
+learned the task at this budget (an ``at_most`` claim where no algorithm exceeds the threshold,
+an ``among_best`` claim where the best is within the margin of zero) **holds vacuously**. The
+report states the budget the runs had and which runs are still short of their planned steps,
 links the figure ``crl plot`` draws of them, and gives the table of final and best values.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,6 +50,10 @@ RULES = {
     "greater": "final(a) > final(b) + margin on every env",
     "greater_on_average": "mean over envs of final(a) - final(b) > margin",
     "wins_on": "final(a) > final(b) + margin on at least `count` envs",
+    "wins_and_loses": (
+        "final(a) > final(b) + margin on at least `count` envs and "
+        "final(a) < final(b) - margin on every other env"
+    ),
     "at_least": "final(a) >= threshold on every env",
     "at_most": "final(a) <= threshold on every env",
     "best": "final(a) > final(x) + margin for every other algorithm x run on each env",
@@ -48,6 +62,11 @@ RULES = {
 }
 CLAIM_KEYS = ("id", "text", "source", "rule", "envs", "a", "b", "margin", "threshold", "count")
 CLAIM_KEYS += ("reason",)
+VERDICTS = ("holds", "holds vacuously", "does not hold", "not tested")
+# Config fields that set a run's budget, evaluation or actors, not what it learns: runs of one
+# algorithm that differ only in these are seeds of one configuration.
+BOOKKEEPING = ("steps", "eval_every", "eval_episodes", "checkpoint_every_s", "devices")
+BOOKKEEPING += ("num_actors", "actors", "ray_address", "worker_timeout_s")
 
 
 @dataclass
@@ -68,7 +87,7 @@ class Claim:
 @dataclass
 class Verdict:
     claim: Claim
-    verdict: str  # holds | does not hold | not tested
+    verdict: str  # one of VERDICTS
     measured: list[str] = field(default_factory=list)
 
 
@@ -103,26 +122,57 @@ def read_claims(path: str) -> tuple[dict[str, Any], list[Claim]]:
     return settings, claims
 
 
-def finals(groups: plot.Groups, metric: str, window: int) -> dict[tuple[str, str], list[float]]:
-    """(env, line label) -> each seed's final value."""
-    out: dict[tuple[str, str], list[float]] = {}
-    for env, lines in groups.items():
-        for label, runs in lines.items():
-            values = [plot.final_value(r, metric, window) for r in runs]
-            out[(env, label)] = [v for v in values if v is not None]
-    return out
+Table = dict[tuple[str, str], list[float]]  # (env, algorithm) -> each seed's final value
 
 
-def judge(claim: Claim, table: dict[tuple[str, str], list[float]]) -> Verdict:
-    """Apply the claim's rule to the seeds' final values (``table``: see :func:`finals`)."""
+def finals(
+    runs: Sequence[plot.RunData], metric: str, window: int
+) -> tuple[Table, dict[tuple[str, str], list[str]]]:
+    """``(table, variants)``: each seed's final value by (env, algorithm), and the (env,
+    algorithm) pairs whose runs differ in a learning field (their labels), which a claim
+    cannot choose between."""
+    by: dict[tuple[str, str], list[plot.RunData]] = {}
+    for run in runs:
+        by.setdefault((run.config["env"], run.config["alg"]), []).append(run)
+    table: Table = {}
+    variants: dict[tuple[str, str], list[str]] = {}
+    for key, group in sorted(by.items()):
+        fields = [k for k in plot.label_fields(group) if k not in BOOKKEEPING]
+        if fields:
+            labels = {
+                ", ".join(f"{k}={plot.short_value(r.config.get(k))}" for k in fields) for r in group
+            }
+            variants[key] = sorted(labels)
+            continue
+        values = [plot.final_value(r, metric, window) for r in group]
+        table[key] = [v for v in values if v is not None]
+    return table, variants
+
+
+def judge(
+    claim: Claim, table: Table, variants: dict[tuple[str, str], list[str]] | None = None
+) -> Verdict:
+    """Apply the claim's rule to the seeds' final values (see :func:`finals`)."""
+    variants = variants or {}
     if claim.rule == "untestable":
         return Verdict(claim, "not tested", [claim.reason or "no rule"])
     needed = [(env, alg) for env in claim.envs for alg in (claim.a, claim.b) if alg]
     if claim.rule in ("best", "among_best"):
-        needed += [k for k in table if k[0] in claim.envs]
+        needed += [k for k in table if k[0] in claim.envs and k not in needed]
+    ambiguous = [
+        f"{alg} on {env} ({'; '.join(variants[(env, alg)])})"
+        for env, alg in needed
+        if (env, alg) in variants
+    ]
+    if ambiguous:
+        return Verdict(
+            claim,
+            "not tested",
+            [f"several configurations of {', '.join(ambiguous)}: give the report one of each"],
+        )
     missing = [f"{alg} on {env}" for env, alg in needed if not table.get((env, alg))]
     if missing:
-        return Verdict(claim, "not tested", [f"no finished runs of {', '.join(missing)}"])
+        return Verdict(claim, "not tested", [f"no evaluated runs of {', '.join(missing)}"])
 
     def mean(env: str, alg: str) -> float:
         return float(np.mean(table[(env, alg)]))
@@ -133,43 +183,106 @@ def judge(claim: Claim, table: dict[tuple[str, str], list[float]]) -> Verdict:
         return f"{alg} on {env}: {plot.mean_std_text(float(np.mean(v)), std)} (n={len(v)})"
 
     measured = sorted({shown(env, alg) for env, alg in needed})
-    m, envs = claim.margin, claim.envs
-    others = {env: [alg for (e, alg) in table if e == env and alg != claim.a] for env in envs}
+    m, envs, a, b = claim.margin, claim.envs, claim.a, claim.b
+    others = {env: [alg for (e, alg) in table if e == env and alg != a] for env in envs}
+    best = {env: max(mean(env, x) for x in [a, *others[env]]) for env in envs}
+    vacuous: list[str] = []  # envs where the verdict says nothing: no algorithm learned
     if claim.rule == "greater":
-        ok = all(mean(e, claim.a) > mean(e, claim.b) + m for e in envs)
+        ok = all(mean(e, a) > mean(e, b) + m for e in envs)
     elif claim.rule == "greater_on_average":
-        ok = float(np.mean([mean(e, claim.a) - mean(e, claim.b) for e in envs])) > m
-    elif claim.rule == "wins_on":
-        ok = sum(mean(e, claim.a) > mean(e, claim.b) + m for e in envs) >= claim.count
+        ok = float(np.mean([mean(e, a) - mean(e, b) for e in envs])) > m
+    elif claim.rule in ("wins_on", "wins_and_loses"):
+        wins = [e for e in envs if mean(e, a) > mean(e, b) + m]
+        losses = [e for e in envs if mean(e, a) < mean(e, b) - m]
+        ok = len(wins) >= claim.count
+        if claim.rule == "wins_and_loses":
+            ties = [e for e in envs if e not in wins and e not in losses]
+            ok = ok and not ties
+            measured.append(
+                f"{a} wins on: {', '.join(wins) or 'none'} (needs {claim.count}); "
+                f"loses on: {', '.join(losses) or 'none'}; "
+                f"neither: {', '.join(ties) or 'none'}"
+            )
     elif claim.rule == "at_least":
-        ok = all(mean(e, claim.a) >= claim.threshold for e in envs)
+        ok = all(mean(e, a) >= claim.threshold for e in envs)
     elif claim.rule == "at_most":
-        ok = all(mean(e, claim.a) <= claim.threshold for e in envs)
+        ok = all(mean(e, a) <= claim.threshold for e in envs)
+        vacuous = [e for e in envs if best[e] <= claim.threshold]
     elif claim.rule == "best":
-        ok = all(mean(e, claim.a) > mean(e, x) + m for e in envs for x in others[e])
+        ok = all(mean(e, a) > mean(e, x) + m for e in envs for x in others[e])
     else:  # among_best
-        ok = all(
-            mean(e, claim.a) >= max(mean(e, x) for x in [claim.a, *others[e]]) - m for e in envs
+        ok = all(mean(e, a) >= best[e] - m for e in envs)
+        vacuous = [e for e in envs if best[e] <= m]
+    verdict = "holds" if ok else "does not hold"
+    if ok and vacuous:
+        measured.append(
+            f"vacuous on {', '.join(vacuous)}: no algorithm run there exceeds "
+            f"{claim.threshold if claim.rule == 'at_most' else m}, so the task is not learned "
+            "at this budget"
         )
-    return Verdict(claim, "holds" if ok else "does not hold", measured)
+        if len(vacuous) == len(envs):
+            verdict = "holds vacuously"
+    return Verdict(claim, verdict, measured)
+
+
+def reached_steps(run: plot.RunData) -> int:
+    """The env steps (gradient steps for offline runs) of the run's last record."""
+    if not run.records:
+        return 0
+    last = run.records[-1]
+    return int(last.get("env_steps") or last.get("grad_steps") or 0)
 
 
 def budget_rows(runs: Sequence[plot.RunData]) -> list[str]:
-    """One Markdown row per (env, alg): seeds, preset, env steps and the mean wall time of a
-    run (its last record's ``wall_time``: training and evaluation, as the run measured it)."""
+    """One Markdown row per (env, alg): seeds, preset, steps reached of those planned, and the
+    mean wall time of a run (its last record's ``wall_time``: training and evaluation, as the
+    run measured it)."""
     by: dict[tuple[str, str], list[plot.RunData]] = {}
     for run in runs:
         by.setdefault((run.config["env"], run.config["alg"]), []).append(run)
     rows = []
     for (env, alg), group in sorted(by.items()):
-        steps = sorted({int(r.records[-1]["env_steps"]) for r in group if r.records})
+        steps = sorted({reached_steps(r) for r in group if r.records})
+        planned = sorted({int(r.config["steps"]) for r in group})
         minutes = [r.records[-1].get("wall_time", 0) / 60 for r in group if r.records]
         seeds = ", ".join(str(r.config["seed"]) for r in group)
         presets = ", ".join(sorted({r.config.get("preset", "") for r in group}))
         budget = ", ".join(f"{s:,}" for s in steps) or "none logged"
         wall = f"{np.mean(minutes):.1f}" if minutes else "-"
-        rows.append(f"| {env} | {alg} | {seeds} | {presets} | {budget} | {wall} |")
+        of = ", ".join(f"{p:,}" for p in planned)
+        rows.append(f"| {env} | {alg} | {seeds} | {presets} | {budget} | {of} | {wall} |")
     return rows
+
+
+def unfinished(runs: Sequence[plot.RunData]) -> list[str]:
+    """The runs short of their planned steps (still running, or stopped to resume later)."""
+    return [
+        f"{r.config['env']} {r.config['alg']} seed {r.config['seed']}: "
+        f"{reached_steps(r):,} of {int(r.config['steps']):,}"
+        for r in runs
+        if reached_steps(r) < int(r.config["steps"])
+    ]
+
+
+def read_note(note: str) -> str:
+    """The note's Markdown: ``@PATH`` reads it from a file, anything else is the text itself."""
+    if not note.startswith("@"):
+        return note
+    try:
+        with open(note[1:], encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError as e:
+        raise ConfigError(f"cannot read the note file {note[1:]}: {e}") from None
+
+
+def command_line(
+    paths: Sequence[str], claims_file: str, out: str, figures: str | None, note: str
+) -> str:
+    """The ``crl report`` command that writes this report again."""
+    args = ["crl", "report", *paths, "--claims", claims_file, "--out", out]
+    args += ["--figures", figures] if figures else []
+    args += ["--note", note] if note else []
+    return shlex.join(args)
 
 
 def make_report(
@@ -180,30 +293,39 @@ def make_report(
     note: str = "",
 ) -> dict[str, Any]:
     """Write the report to ``out``, its figure to ``figures`` (default: beside it); ``note``
-    (Markdown) goes under the budget: the machine, its load, why this budget."""
+    (Markdown, or ``@PATH`` of a Markdown file) goes under the budget: the machine, its load,
+    why this budget."""
     settings, claims = read_claims(claims_file)
+    note_text = read_note(note)
     metric, window = settings["metric"], int(settings["window"])
-    figures = figures or os.path.join(os.path.dirname(os.path.abspath(out)), "figures")
-    drawn = plot.plot_runs(paths, figures, metric, name="reproduction", title=settings["title"])
+    figure_dir = figures or os.path.join(os.path.dirname(os.path.abspath(out)), "figures")
+    drawn = plot.plot_runs(paths, figure_dir, metric, name="reproduction", title=settings["title"])
     runs = plot.find_runs(paths)
-    table = finals(plot.group_runs(runs), metric, window)
-    verdicts = [judge(c, table) for c in claims]
+    table, variants = finals(runs, metric, window)
+    verdicts = [judge(c, table, variants) for c in claims]
     png = os.path.relpath(drawn["figures"][0], os.path.dirname(os.path.abspath(out)))
+    to_come = unfinished(runs)
     lines = [
         f"# {settings['title']}",
         "",
-        f"Generated by `crl report {' '.join(paths)} --claims {claims_file}` on "
+        f"Generated by `{command_line(paths, claims_file, out, figures, note)}` on "
         f"{time.strftime('%Y-%m-%d')} from {len(runs)} run directories. `final` is each "
         f"seed's mean {metric} over its last {window} evaluation(s), then the mean ± sample "
-        "std over seeds; every verdict applies its rule to those means.",
+        "std over seeds; every verdict applies its rule to those means, at the steps each run "
+        "has reached.",
         "",
         "## Budget",
         "",
-        "| env | algorithm | seeds | preset | env steps | wall time per run (min) |",
-        "|---|---|---|---|---|---|",
+        "| env | algorithm | seeds | preset | steps reached | planned | wall time per run (min) |",
+        "|---|---|---|---|---|---|---|",
         *budget_rows(runs),
         "",
-        *([note, ""] if note else []),
+        *(
+            ["**Still to come** (short of their planned steps): " + "; ".join(to_come) + ".", ""]
+            if to_come
+            else []
+        ),
+        *([note_text, ""] if note_text else []),
         "## Curves",
         "",
         f"![curves]({png})",
@@ -223,6 +345,11 @@ def make_report(
     text = "\n".join(lines) + "\n"
     with open(out, "w", encoding="utf-8") as f:
         f.write(text)
-    counts = {s: sum(v.verdict == s for v in verdicts) for s in ("holds", "does not hold")}
-    counts["not tested"] = len(verdicts) - sum(counts.values())
-    return {"report": out, "figures": drawn["figures"], "verdicts": verdicts, "counts": counts}
+    counts = {s: sum(v.verdict == s for v in verdicts) for s in VERDICTS}
+    return {
+        "report": out,
+        "figures": drawn["figures"],
+        "verdicts": verdicts,
+        "counts": counts,
+        "unfinished": to_come,
+    }
