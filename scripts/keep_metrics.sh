@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Copy what a run directory logs (config.json, metrics.jsonl, metrics.csv), not its checkpoint,
+# from every run under SRC into the same relative place under DEST: long runs live outside the
+# repository, their metrics in it (crl plot and crl report read DEST as they read SRC).
+# Usage: scripts/keep_metrics.sh SRC DEST
+set -euo pipefail
+[ $# -eq 2 ] || { echo "usage: $0 SRC DEST" >&2; exit 2; }
+src=$1
+dest=$(mkdir -p "$2" && cd "$2" && pwd)
+[ -d "$src" ] || { echo "$src is not a directory" >&2; exit 2; }
+cd "$src"
+find . -name config.json -not -path './code/*' | while read -r config; do
+  run=$(dirname "$config")
+  mkdir -p "$dest/$run"
+  for name in config.json metrics.jsonl metrics.csv; do
+    [ -f "$run/$name" ] && cp "$run/$name" "$dest/$run/$name.tmp" && mv "$dest/$run/$name.tmp" "$dest/$run/$name"
+  done
+  echo "$run"
+done
