@@ -44,9 +44,9 @@ def train(
         is intact). DivergedError: non-finite losses (the last good checkpoint is kept).
         WorkerError: a simulator worker crashed or hung (a checkpoint was saved first).
     """
-    from contrastive_rl import rundir
-    from contrastive_rl.runner import Run
-    from contrastive_rl.trainer import Trainer
+    from contrastive_rl.runs import rundir
+    from contrastive_rl.training.runner import Run
+    from contrastive_rl.training.trainer import Trainer
 
     path = os.fspath(run_dir) if run_dir else rundir.default_run_dir(config)
     if resume:
@@ -84,7 +84,7 @@ class Policy:
     def __init__(self, config: Config, spec: Any, actor_params: Any, env_steps: int, seed: int):
         import jax
 
-        from contrastive_rl.networks import make_networks, mode, sample_action
+        from contrastive_rl.agent.networks import make_networks, mode, sample_action
 
         self.config, self.spec, self.env_steps = config, spec, env_steps
         nets = make_networks(spec, config)
@@ -135,9 +135,9 @@ def load_policy(run_dir: str | os.PathLike[str], seed: int = 0) -> Policy:
     """
     import jax
 
-    from contrastive_rl import checkpoint, rundir
+    from contrastive_rl.agent.networks import init_params, make_networks
     from contrastive_rl.envs import env_spec
-    from contrastive_rl.networks import init_params, make_networks
+    from contrastive_rl.runs import checkpoint, rundir
 
     config = rundir.load_config(run_dir)
     spec = env_spec(config.env, config.backend)

@@ -199,7 +199,7 @@ def command_train(args: argparse.Namespace) -> int:
                 f"--resume continues a run with its saved config (only --steps may be given, to "
                 f"extend its budget); remove {given}"
             )
-        from contrastive_rl import rundir
+        from contrastive_rl.runs import rundir
 
         config = rundir.load_config(args.resume)
         if extend_to is not None:
@@ -211,8 +211,8 @@ def command_train(args: argparse.Namespace) -> int:
         print(json.dumps(config.to_dict(), indent=2))
         return EXIT_OK
     from contrastive_rl.api import train
-    from contrastive_rl.rundir import StorageError
-    from contrastive_rl.runner import DivergedError
+    from contrastive_rl.runs.rundir import StorageError
+    from contrastive_rl.training.runner import DivergedError
 
     try:
         result = train(
@@ -234,7 +234,7 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def command_eval(args: argparse.Namespace) -> int:
-    from contrastive_rl.runner import evaluate_run
+    from contrastive_rl.training.runner import evaluate_run
 
     result = evaluate_run(args.run_dir, args.episodes)
     print(json.dumps(result, indent=1))
@@ -242,7 +242,7 @@ def command_eval(args: argparse.Namespace) -> int:
 
 
 def command_collect(args: argparse.Namespace) -> int:
-    from contrastive_rl.datasets.collect import CollectOptions, collect
+    from contrastive_rl.experiments.collect import CollectOptions, collect
 
     options = CollectOptions(
         env=args.env,
@@ -262,7 +262,7 @@ def command_collect(args: argparse.Namespace) -> int:
 
 
 def command_list(args: argparse.Namespace) -> int:
-    from contrastive_rl.algorithms import ALGORITHMS
+    from contrastive_rl.agent.algorithms import ALGORITHMS
     from contrastive_rl.envs.registry import ENV_EXTRA, ENV_STATUS, install_hint, requirements_error
 
     print("environments:")

@@ -15,10 +15,10 @@ import signal
 import sys
 import time
 
-from contrastive_rl import rundir
 from contrastive_rl.cli import build_parser
 from contrastive_rl.config import FIELDS, make_config
-from contrastive_rl.files import DATA_FILE, META_FILE, atomic_write
+from contrastive_rl.runs import rundir
+from contrastive_rl.runs.files import DATA_FILE, META_FILE, atomic_write
 
 STEP = 100
 

@@ -295,10 +295,11 @@ def test_a_tiny_mjx_training_run_compiles_physics_into_the_loop(monkeypatch, tmp
     """
     import dataclasses
 
-    from contrastive_rl import envs, rundir
-    from contrastive_rl.collect import JaxCollector
+    from contrastive_rl import envs
     from contrastive_rl.config import make_config
-    from contrastive_rl.runner import Run
+    from contrastive_rl.runs import rundir
+    from contrastive_rl.training.collect import JaxCollector
+    from contrastive_rl.training.runner import Run
 
     env = AntMazeMJX("ant_umaze", goal_settle_steps=0)
     env.spec = dataclasses.replace(env.spec, episode_length=10)

@@ -49,7 +49,7 @@ def test_readme_python_example_runs_as_written(tmp_path):
 
 
 def test_train_and_load_policy(tmp_path):
-    importlib.import_module("contrastive_rl.trainer")
+    importlib.import_module("contrastive_rl.training.trainer")
     assert callable(contrastive_rl.train)  # no submodule shadows the function
     config = make_config("point_Small", preset="debug", **TINY)
     result = contrastive_rl.train(config, str(tmp_path / "run"))

@@ -8,8 +8,8 @@ import signal
 
 import pytest
 
-from contrastive_rl import rundir
 from contrastive_rl.cli import main
+from contrastive_rl.runs import rundir
 
 TINY = [
     "--env",
@@ -146,7 +146,7 @@ TRAINERS = {}  # config (run_dir aside) -> Trainer, shared by the tests of this 
 @pytest.fixture
 def one_compilation(monkeypatch):
     """`crl train` builds its Trainer through a cache: runs of one config compile once."""
-    from contrastive_rl import trainer as trainer_module
+    from contrastive_rl.training import trainer as trainer_module
 
     real_trainer = trainer_module.Trainer
 
@@ -176,7 +176,7 @@ def signal_at_iteration(monkeypatch, trainer, signum, at):
 def test_a_stopped_run_says_so_and_exits_with_128_plus_the_signal(
     signum, status, one_compilation, monkeypatch, tmp_path, capsys
 ):
-    from contrastive_rl.trainer import Trainer
+    from contrastive_rl.training.trainer import Trainer
 
     path = str(tmp_path / "run")
     signal_at_iteration(monkeypatch, Trainer(make_config_of(TINY)), signum, at=2)
@@ -192,7 +192,7 @@ def test_a_stopped_run_says_so_and_exits_with_128_plus_the_signal(
 def test_a_second_ctrl_c_aborts_at_once_and_keeps_the_last_checkpoint(
     one_compilation, monkeypatch, tmp_path, capsys
 ):
-    from contrastive_rl.trainer import Trainer
+    from contrastive_rl.training.trainer import Trainer
 
     path = str(tmp_path / "run")
     trainer = Trainer(make_config_of(TINY))
@@ -214,8 +214,8 @@ def test_a_second_ctrl_c_aborts_at_once_and_keeps_the_last_checkpoint(
 def test_a_full_disk_is_one_line_and_the_last_checkpoint_stays_intact(
     one_compilation, monkeypatch, tmp_path, capsys
 ):
-    from contrastive_rl import checkpoint
-    from contrastive_rl.trainer import Trainer
+    from contrastive_rl.runs import checkpoint
+    from contrastive_rl.training.trainer import Trainer
 
     path = str(tmp_path / "run")
     trainer = Trainer(make_config_of(TINY))

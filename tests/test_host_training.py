@@ -10,12 +10,13 @@ import jax
 import numpy as np
 import pytest
 
-from contrastive_rl import envs, rundir
-from contrastive_rl.collect import ActorPolicy, episode_seeds, unroll_key_data
+from contrastive_rl import envs
+from contrastive_rl.actors.workers import WorkerError
 from contrastive_rl.config import ConfigError, make_config
-from contrastive_rl.runner import Run
-from contrastive_rl.trainer import Trainer
-from contrastive_rl.workers import WorkerError
+from contrastive_rl.runs import rundir
+from contrastive_rl.training.collect import ActorPolicy, episode_seeds, unroll_key_data
+from contrastive_rl.training.runner import Run
+from contrastive_rl.training.trainer import Trainer
 
 SMALL = dict(
     preset="debug",

@@ -28,7 +28,7 @@ assert not heavy, f"imported {{heavy}}"
         "import tempfile\nfrom contrastive_rl.cli import main\n"
         "main(['sweep', '--sweep_dir', tempfile.mkdtemp(), '--env', 'point_U', '--dry_run'])",
         "import contrastive_rl\ncontrastive_rl.make_config('point_FourRooms', preset='quick')",
-        "import contrastive_rl.rundir, contrastive_rl.envs\ncontrastive_rl.envs.ENV_STATUS",
+        "import contrastive_rl.runs.rundir, contrastive_rl.envs\ncontrastive_rl.envs.ENV_STATUS",
     ],
     ids=["help", "list", "train-help", "sweep-help", "sweep-dry-run", "config", "rundir"],
 )

@@ -12,15 +12,15 @@ import pytest
 
 h5py = pytest.importorskip("h5py")
 
-from contrastive_rl import rundir  # noqa: E402
 from contrastive_rl.api import train  # noqa: E402
 from contrastive_rl.cli import main  # noqa: E402
 from contrastive_rl.config import OFFLINE_SETTINGS, ConfigError, make_config  # noqa: E402
 from contrastive_rl.datasets import load_training_data  # noqa: E402
-from contrastive_rl.datasets.collect import CollectOptions, collect  # noqa: E402
 from contrastive_rl.datasets.mazes import ant_grid, point_grid  # noqa: E402
-from contrastive_rl.runner import Run, evaluate_run  # noqa: E402
-from contrastive_rl.trainer import Budget, Trainer, offline_steps_per_iteration  # noqa: E402
+from contrastive_rl.experiments.collect import CollectOptions, collect  # noqa: E402
+from contrastive_rl.runs import rundir  # noqa: E402
+from contrastive_rl.training.runner import Run, evaluate_run  # noqa: E402
+from contrastive_rl.training.trainer import Budget, Trainer, offline_steps_per_iteration  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -252,9 +252,9 @@ def policy_dir(path, env):
     """Write a run directory holding a freshly initialised policy of ``env`` at ``path``."""
     import jax
 
-    from contrastive_rl import checkpoint
+    from contrastive_rl.agent.networks import init_params, make_networks
     from contrastive_rl.envs import env_spec
-    from contrastive_rl.networks import init_params, make_networks
+    from contrastive_rl.runs import checkpoint
 
     path.mkdir()
     config = make_config(env, hidden_layer_sizes=(16, 16), repr_dim=8)
@@ -358,7 +358,7 @@ def test_collect_ant_steers_a_policy_of_another_maze_in_a_corridor_frame(ant_pol
 
 @pytest.mark.parametrize("policy_maze", ["umaze", "medium", "large"])
 def test_the_corridor_frame_shows_the_waypoint_at_its_offset_in_a_free_corridor(policy_maze):
-    from contrastive_rl.datasets.collect import CorridorFrame
+    from contrastive_rl.experiments.collect import CorridorFrame
 
     frame = CorridorFrame(ant_grid(policy_maze))
     policy_grid = ant_grid(policy_maze)
@@ -382,7 +382,7 @@ def test_the_corridor_frame_shows_the_waypoint_at_its_offset_in_a_free_corridor(
 
 
 def test_ant_recipes_draw_starts_and_goals_as_d4rl():
-    from contrastive_rl.datasets.collect import ANT_RECIPES, D4RL_GOAL_CELLS, ant_start_goal
+    from contrastive_rl.experiments.collect import ANT_RECIPES, D4RL_GOAL_CELLS, ant_start_goal
 
     rng = np.random.default_rng(0)
     for task, recipe in ANT_RECIPES.items():

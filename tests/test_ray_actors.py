@@ -12,13 +12,14 @@ import jax
 import numpy as np
 import pytest
 
-from contrastive_rl import envs, rundir
-from contrastive_rl.collect import episode_seeds, unroll_key_data
+from contrastive_rl import envs
+from contrastive_rl.actors.workers import EnvWorkers, UnrollRequest
+from contrastive_rl.agent.networks import init_params, make_networks
 from contrastive_rl.config import make_config
 from contrastive_rl.errors import WorkerError
-from contrastive_rl.networks import init_params, make_networks
-from contrastive_rl.runner import Run
-from contrastive_rl.workers import EnvWorkers, UnrollRequest
+from contrastive_rl.runs import rundir
+from contrastive_rl.training.collect import episode_seeds, unroll_key_data
+from contrastive_rl.training.runner import Run
 
 ray = pytest.importorskip("ray")
 
@@ -100,7 +101,7 @@ def test_ray_actors_collect_the_same_episodes_as_local_workers(cluster):
     """The same requests (reset seeds, parameters, keys) give the same unrolls from two Ray
     actors as from local workers: sampled from a reset, continued, random, greedy from a new
     reset; resimulating the first episodes' actions lands on the same states."""
-    from contrastive_rl.ray_actors import RayWorkers
+    from contrastive_rl.actors.ray_actors import RayWorkers
 
     config = make_config(env="toy", **SMALL)
     actor, _ = init_params(make_networks(host_toy.SPEC, config), jax.random.key(1))

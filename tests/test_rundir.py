@@ -11,9 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from contrastive_rl.checkpoint import save_checkpoint
 from contrastive_rl.config import make_config
-from contrastive_rl.rundir import (
+from contrastive_rl.runs.checkpoint import save_checkpoint
+from contrastive_rl.runs.rundir import (
     LOCK_FILE,
     MetricsLogger,
     RunDir,

@@ -7,12 +7,12 @@ import jax
 import numpy as np
 import pytest
 
-from contrastive_rl import checkpoint, rundir
+from contrastive_rl.actors.workers import WorkerError
 from contrastive_rl.api import train
 from contrastive_rl.config import ConfigError, make_config
-from contrastive_rl.runner import DivergedError, Run, evaluate_run
-from contrastive_rl.trainer import Budget, Trainer
-from contrastive_rl.workers import WorkerError
+from contrastive_rl.runs import checkpoint, rundir
+from contrastive_rl.training.runner import DivergedError, Run, evaluate_run
+from contrastive_rl.training.trainer import Budget, Trainer
 
 TINY = dict(
     env="point_Small",

@@ -27,10 +27,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
-from contrastive_rl import files
 from contrastive_rl.config import ConfigError
 from contrastive_rl.experiments.spec import PlannedRun, SweepSpec, expand, train_flags
-from contrastive_rl.signals import StopSignals
+from contrastive_rl.runs import files
+from contrastive_rl.runs.signals import StopSignals
 
 SWEEP_FILE = "sweep.json"
 LOG_DIR = "logs"
@@ -84,7 +84,7 @@ def finished(path: str, steps: int) -> bool:
 
 def inspect(run: PlannedRun, sweep_dir: str) -> Job:
     """The run's state on disk; a run with another config there is a ``conflict``."""
-    from contrastive_rl import rundir
+    from contrastive_rl.runs import rundir
 
     path = os.path.abspath(os.path.join(sweep_dir, run.name))
     log = os.path.abspath(os.path.join(sweep_dir, LOG_DIR, f"{run.name}.log"))
@@ -118,7 +118,7 @@ def error_of(log: str, returncode: int) -> str:
 
 
 def final_success(path: str) -> float | None:
-    from contrastive_rl.rundir import read_metrics
+    from contrastive_rl.runs.rundir import read_metrics
 
     records = [r for r in read_metrics(path) if r.get("eval/success") is not None]
     return float(records[-1]["eval/success"]) if records else None

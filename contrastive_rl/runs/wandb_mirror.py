@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 from contrastive_rl.config import Config, ConfigError
 from contrastive_rl.envs.registry import install_hint
-from contrastive_rl.files import atomic_write
+from contrastive_rl.runs.files import atomic_write
 
 WANDB_DIR = "wandb"
 RUN_ID_FILE = "run_id"

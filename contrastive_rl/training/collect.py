@@ -22,11 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from contrastive_rl.actors.workers import HOWS, EnvWorkers, UnrollRequest
+from contrastive_rl.agent.networks import Networks, make_networks, mode, sample_action
 from contrastive_rl.config import Config, ConfigError
 from contrastive_rl.envs.base import EnvState, JaxEnv
 from contrastive_rl.envs.spec import EnvSpec
-from contrastive_rl.networks import Networks, make_networks, mode, sample_action
-from contrastive_rl.workers import HOWS, EnvWorkers, UnrollRequest
 
 
 @struct.dataclass
@@ -415,7 +415,7 @@ def start_actors(config: Config, num_envs: int, cpus_per_actor: float = 1.0) -> 
 
     factory = HOST_ENVS[config.env]
     if config.actors == "ray":
-        from contrastive_rl.ray_actors import RayWorkers
+        from contrastive_rl.actors.ray_actors import RayWorkers
 
         return RayWorkers(
             config.env,

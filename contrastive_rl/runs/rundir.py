@@ -7,7 +7,7 @@ Layout of a run directory::
     metrics.csv                      the same records as CSV (header = union of all keys)
     tb/events.out.tfevents.*         TensorBoard scalars, step = record["env_steps"] (offline
                                      runs: record["grad_steps"])
-    checkpoint.msgpack, .json        the latest checkpoint (contrastive_rl.checkpoint)
+    checkpoint.msgpack, .json        the latest checkpoint (contrastive_rl.runs.checkpoint)
     .crl.lock                        flock held by the process writing the run (its PID)
 
 What :func:`prepare` does with an existing directory (so that nothing written is silently lost):
@@ -71,7 +71,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from contrastive_rl.config import FIELDS, Config, ConfigError, coerce_values
-from contrastive_rl.files import DATA_FILE, META_FILE, atomic_write, has_checkpoint
+from contrastive_rl.runs.files import DATA_FILE, META_FILE, atomic_write, has_checkpoint
 
 CONFIG_FILE = "config.json"
 METRICS_JSONL = "metrics.jsonl"

@@ -221,7 +221,7 @@ def _collect_point(options: CollectOptions) -> tuple[dict[str, np.ndarray], dict
     states, actions, goals = (np.concatenate(x)[:episodes] for x in zip(*parts, strict=True))
     reached = np.linalg.norm(states - goals[:, None], axis=-1) < threshold
     metadata = {
-        "policy": "scripted BFS waypoint navigator (contrastive_rl.datasets.collect)",
+        "policy": "scripted BFS waypoint navigator (contrastive_rl.experiments.collect)",
         "action_noise": noise,
         "waypoint_noise": POINT_WAYPOINT_NOISE,
         "episode_length": t,

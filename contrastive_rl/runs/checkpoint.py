@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-from contrastive_rl.files import (
+from contrastive_rl.runs.files import (
     DATA_FILE,
     META_FILE,
     _remove_stray_temps,

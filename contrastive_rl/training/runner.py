@@ -21,11 +21,11 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from contrastive_rl import checkpoint, rundir
+from contrastive_rl.actors.workers import WorkerError
 from contrastive_rl.config import Config
-from contrastive_rl.signals import StopSignals
-from contrastive_rl.trainer import Trainer
-from contrastive_rl.workers import WorkerError
+from contrastive_rl.runs import checkpoint, rundir
+from contrastive_rl.runs.signals import StopSignals
+from contrastive_rl.training.trainer import Trainer
 
 
 @dataclass
@@ -172,7 +172,7 @@ class Run:
         """Where the logged scalars go besides TensorBoard (``--wandb``), at ``step_key``."""
         if not self.config.wandb:
             return []
-        from contrastive_rl.wandb_mirror import WandbMirror
+        from contrastive_rl.runs.wandb_mirror import WandbMirror
 
         return [WandbMirror(self.config, self.path, resume, step_metric=step_key)]
 
