@@ -45,14 +45,15 @@ def train(
         WorkerError: a simulator worker crashed or hung (a checkpoint was saved first).
     """
     from contrastive_rl.runs import rundir
+    from contrastive_rl.runs.config_files import extend_budget, load_config
     from contrastive_rl.training.runner import Run
     from contrastive_rl.training.trainer import Trainer
 
     path = os.fspath(run_dir) if run_dir else rundir.default_run_dir(config)
     if resume:
-        config = rundir.load_config(path)
+        config = load_config(path)
         if steps is not None:
-            config = rundir.extend_budget(config, steps)
+            config = extend_budget(config, steps)
     elif steps is not None:
         raise ConfigError("steps= is for resume=True (extending a run); set config.steps instead")
     trainer = Trainer(config)  # refuses what cannot run (budget, sizes) before anything is written
@@ -137,9 +138,10 @@ def load_policy(run_dir: str | os.PathLike[str], seed: int = 0) -> Policy:
 
     from contrastive_rl.agent.networks import init_params, make_networks
     from contrastive_rl.envs import env_spec
-    from contrastive_rl.runs import checkpoint, rundir
+    from contrastive_rl.runs import checkpoint
+    from contrastive_rl.runs.config_files import load_config
 
-    config = rundir.load_config(run_dir)
+    config = load_config(run_dir)
     spec = env_spec(config.env, config.backend)
     template, _ = init_params(make_networks(spec, config), jax.random.key(0))
     params, meta = checkpoint.load_subtree(run_dir, ("learner", "actor_params"), template)

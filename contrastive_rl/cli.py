@@ -14,15 +14,9 @@ import signal
 import sys
 from typing import Any
 
-from contrastive_rl.config import (
-    FIELDS,
-    PRESETS,
-    ConfigError,
-    closest,
-    make_config,
-    read_config_file,
-)
+from contrastive_rl.config import FIELDS, PRESETS, ConfigError, closest, make_config
 from contrastive_rl.errors import WorkerError
+from contrastive_rl.runs.config_files import read_config_file
 
 # Exit statuses of `crl` (docs/resume.md); a run stopped by a signal exits 128 + its number
 # (130 for SIGINT, 143 for SIGTERM), as a shell reports a process the signal killed.
@@ -199,11 +193,11 @@ def command_train(args: argparse.Namespace) -> int:
                 f"--resume continues a run with its saved config (only --steps may be given, to "
                 f"extend its budget); remove {given}"
             )
-        from contrastive_rl.runs import rundir
+        from contrastive_rl.runs.config_files import extend_budget, load_config
 
-        config = rundir.load_config(args.resume)
+        config = load_config(args.resume)
         if extend_to is not None:
-            config = rundir.extend_budget(config, extend_to)
+            config = extend_budget(config, extend_to)
     else:
         values = read_config_file(args.config) if args.config else {}
         config = make_config(**{**values, **overrides})
@@ -211,7 +205,7 @@ def command_train(args: argparse.Namespace) -> int:
         print(json.dumps(config.to_dict(), indent=2))
         return EXIT_OK
     from contrastive_rl.api import train
-    from contrastive_rl.runs.rundir import StorageError
+    from contrastive_rl.errors import StorageError
     from contrastive_rl.training.runner import DivergedError
 
     try:

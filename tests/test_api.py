@@ -12,8 +12,9 @@ import pytest
 
 import contrastive_rl
 from contrastive_rl.cli import main
-from contrastive_rl.config import ConfigError, make_config, read_config_file
+from contrastive_rl.config import ConfigError, make_config
 from contrastive_rl.envs import registry
+from contrastive_rl.runs.config_files import read_config_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(

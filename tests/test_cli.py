@@ -9,7 +9,8 @@ import signal
 import pytest
 
 from contrastive_rl.cli import main
-from contrastive_rl.runs import rundir
+from contrastive_rl.runs.config_files import load_config
+from contrastive_rl.runs.metrics import read_metrics
 
 TINY = [
     "--env",
@@ -41,7 +42,7 @@ def test_train_then_eval_then_refuse_then_resume(tmp_path, capsys):
     assert main(["train", *TINY, "--run-dir", path]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["run_dir"] == path and 0 <= out["eval/success"] <= 1
-    config = rundir.load_config(path)
+    config = load_config(path)
     assert config.hidden_layer_sizes == (16, 16) and config.batch_size == 16
 
     assert main(["eval", path, "--episodes", "30"]) == 0
@@ -93,8 +94,8 @@ def test_resume_with_steps_extends_a_finished_run(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "--resume", path, "--steps", "1400", "--no-progress"]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "completed"
-    assert [r["env_steps"] for r in rundir.read_metrics(path)] == [400, 800, 1000, 1200, 1400]
-    assert rundir.load_config(path).steps == 1400
+    assert [r["env_steps"] for r in read_metrics(path)] == [400, 800, 1000, 1200, 1400]
+    assert load_config(path).steps == 1400
     assert main(["train", "--resume", path, "--steps", "1000", "--no-progress"]) == 2
     assert "give more than its 1400 steps" in capsys.readouterr().err
 

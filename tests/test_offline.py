@@ -14,11 +14,14 @@ h5py = pytest.importorskip("h5py")
 
 from contrastive_rl.api import train  # noqa: E402
 from contrastive_rl.cli import main  # noqa: E402
-from contrastive_rl.config import OFFLINE_SETTINGS, ConfigError, make_config  # noqa: E402
+from contrastive_rl.config import ConfigError, make_config  # noqa: E402
 from contrastive_rl.datasets import load_training_data  # noqa: E402
 from contrastive_rl.datasets.mazes import ant_grid, point_grid  # noqa: E402
+from contrastive_rl.errors import RunDirError  # noqa: E402
 from contrastive_rl.experiments.collect import CollectOptions, collect  # noqa: E402
+from contrastive_rl.presets import OFFLINE_SETTINGS  # noqa: E402
 from contrastive_rl.runs import rundir  # noqa: E402
+from contrastive_rl.runs.metrics import read_metrics  # noqa: E402
 from contrastive_rl.training.runner import Run, evaluate_run  # noqa: E402
 from contrastive_rl.training.trainer import Budget, Trainer, offline_steps_per_iteration  # noqa: E402
 
@@ -93,14 +96,12 @@ def straight(trainer, small_dataset, tmp_path_factory):
 
 def comparable(path):
     skip = ("wall_time", "time/")
-    return [
-        {k: v for k, v in r.items() if not k.startswith(skip)} for r in rundir.read_metrics(path)
-    ]
+    return [{k: v for k, v in r.items() if not k.startswith(skip)} for r in read_metrics(path)]
 
 
 def test_offline_run_trains_from_the_dataset_evaluates_and_checkpoints(straight, small_dataset):
     path, result = straight
-    records = rundir.read_metrics(path)
+    records = read_metrics(path)
     assert [r["grad_steps"] for r in records] == [128, 256, 384]
     assert all(r["env_steps"] == 0 for r in records)  # nothing is collected
     assert all("time/env_steps_per_s" not in r and r["time/grad_steps_per_s"] > 0 for r in records)
@@ -120,7 +121,7 @@ def test_offline_resume_continues_exactly_and_refuses_another_dataset(
     halves = str(tmp_path / "halves")
     rundir.prepare(halves, config)
     Run(config, halves, progress_bar=False, trainer=trainer).run(stop_after_iterations=2)
-    assert [r["grad_steps"] for r in rundir.read_metrics(halves)] == [128]
+    assert [r["grad_steps"] for r in read_metrics(halves)] == [128]
     prepared = rundir.prepare(halves, config, resume=True)
     Run(config, halves, prepared.resume, progress_bar=False, trainer=trainer).run()
     prepared.release()
@@ -136,7 +137,7 @@ def test_offline_resume_continues_exactly_and_refuses_another_dataset(
     os.replace(other, small_dataset)
     try:
         before = open(f"{halves}/metrics.jsonl").read()
-        with pytest.raises(rundir.RunDirError, match="is not the one the run in .* trained on"):
+        with pytest.raises(RunDirError, match="is not the one the run in .* trained on"):
             train(config, halves, resume=True)
         assert open(f"{halves}/metrics.jsonl").read() == before
     finally:
@@ -174,7 +175,7 @@ def test_offline_quick_learns_offline_point_four_rooms_from_a_collected_dataset(
     rundir.prepare(path, config)
     result = Run(config, path, progress_bar=False, trainer=trainer).run()
     assert result["eval/success"] >= 0.8
-    assert [r["grad_steps"] for r in rundir.read_metrics(path)][-1] == 20_000
+    assert [r["grad_steps"] for r in read_metrics(path)][-1] == 20_000
 
 
 def test_a_bad_dataset_is_refused_before_the_run_directory_is_written(tmp_path):

@@ -18,6 +18,7 @@ from contrastive_rl.agent.networks import init_params, make_networks
 from contrastive_rl.config import make_config
 from contrastive_rl.errors import WorkerError
 from contrastive_rl.runs import rundir
+from contrastive_rl.runs.metrics import read_metrics
 from contrastive_rl.training.collect import episode_seeds, unroll_key_data
 from contrastive_rl.training.runner import Run
 
@@ -140,7 +141,7 @@ WALL_CLOCK = ("wall_time", "time/env_steps_per_s", "time/grad_steps_per_s")
 
 def records(path):
     """A run's records without the wall-clock fields."""
-    return [{k: v for k, v in r.items() if k not in WALL_CLOCK} for r in rundir.read_metrics(path)]
+    return [{k: v for k, v in r.items() if k not in WALL_CLOCK} for r in read_metrics(path)]
 
 
 def test_a_killed_ray_actor_stops_the_run_with_a_clear_error_and_a_checkpoint(cluster, tmp_path):
@@ -157,7 +158,7 @@ def test_a_killed_ray_actor_stops_the_run_with_a_clear_error_and_a_checkpoint(cl
         Run(config, path, progress_bar=False).run()
     meta = json.load(open(os.path.join(path, "checkpoint.json")))
     assert meta["progress"]["env_steps"] == 140  # 7 whole unrolls of 5 steps x 4 envs
-    assert rundir.read_metrics(path) == []  # nothing logged yet: the first evaluation is at 200
+    assert read_metrics(path) == []  # nothing logged yet: the first evaluation is at 200
     Run(config, path, resume=True, progress_bar=False).run()
 
     local = make_config(env="toy", **{**settings, "actors": "local"})

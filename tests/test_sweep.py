@@ -16,7 +16,7 @@ from contrastive_rl.config import FIELDS, ConfigError, make_config
 from contrastive_rl.experiments import spec as specs
 from contrastive_rl.experiments import sweep
 from contrastive_rl.experiments.commands import build_spec
-from contrastive_rl.runs.rundir import read_metrics
+from contrastive_rl.runs.metrics import read_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAKE = [sys.executable, os.path.join(ROOT, "tests", "fake_train.py")]

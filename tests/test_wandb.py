@@ -11,7 +11,7 @@ import pytest
 import contrastive_rl
 from contrastive_rl.config import ConfigError, make_config
 from contrastive_rl.envs import registry
-from contrastive_rl.runs.rundir import MetricsLogger, read_metrics
+from contrastive_rl.runs.metrics import MetricsLogger, read_metrics
 
 pytest.importorskip("wandb")
 

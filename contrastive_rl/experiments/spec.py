@@ -28,7 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from contrastive_rl.config import FIELDS, Config, ConfigError, closest, coerce_values, make_config
+from contrastive_rl.config import FIELDS, Config, ConfigError, closest, make_config
+from contrastive_rl.runs.config_files import coerce_values
 
 SPEC_KEYS = ("description", "envs", "algs", "seeds", "preset", "set", "grid")
 # Fields a spec sets through its own keys, never through `set` or `grid`.

@@ -84,17 +84,17 @@ def finished(path: str, steps: int) -> bool:
 
 def inspect(run: PlannedRun, sweep_dir: str) -> Job:
     """The run's state on disk; a run with another config there is a ``conflict``."""
-    from contrastive_rl.runs import rundir
+    from contrastive_rl.runs.config_files import CONFIG_FILE, config_differences, load_config
 
     path = os.path.abspath(os.path.join(sweep_dir, run.name))
     log = os.path.abspath(os.path.join(sweep_dir, LOG_DIR, f"{run.name}.log"))
-    if not os.path.isfile(os.path.join(path, rundir.CONFIG_FILE)):
+    if not os.path.isfile(os.path.join(path, CONFIG_FILE)):
         return Job(run, path, log, "new")
     try:
-        stored = rundir.load_config(path)
+        stored = load_config(path)
     except (ValueError, OSError) as error:
         return Job(run, path, log, "conflict", str(error))
-    diffs = rundir.config_differences(stored, run.config)
+    diffs = config_differences(stored, run.config)
     if diffs:
         return Job(
             run, path, log, "conflict",
@@ -118,7 +118,7 @@ def error_of(log: str, returncode: int) -> str:
 
 
 def final_success(path: str) -> float | None:
-    from contrastive_rl.runs.rundir import read_metrics
+    from contrastive_rl.runs.metrics import read_metrics
 
     records = [r for r in read_metrics(path) if r.get("eval/success") is not None]
     return float(records[-1]["eval/success"]) if records else None
