@@ -12,10 +12,11 @@ import argparse
 import json
 import signal
 import sys
-from typing import Any
 
-from contrastive_rl.config import FIELDS, PRESETS, ConfigError, closest, make_config
+from contrastive_rl.config import FIELDS, ConfigError, closest, make_config
 from contrastive_rl.errors import WorkerError
+from contrastive_rl.flags import add_config_flags
+from contrastive_rl.presets import PRESETS
 from contrastive_rl.runs.config_files import read_config_file
 
 # Exit statuses of `crl` (docs/resume.md); a run stopped by a signal exits 128 + its number
@@ -25,57 +26,6 @@ EXIT_WORKER_CRASH = 1
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
 EXIT_FILE_SYSTEM = 74  # EX_IOERR of sysexits.h
-
-BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-
-
-def parse_bool(text: str) -> bool:
-    if text.lower() not in BOOL_WORDS:
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return BOOL_WORDS[text.lower()]
-
-
-def parse_optional_float(text: str) -> float | None:
-    if text.lower() in ("auto", "none"):
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
-
-
-def parse_sizes(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(t) for t in text.replace(" ", ",").split(",") if t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected sizes like 256,256, got {text!r}") from None
-
-
-PARSERS = {
-    "int": int,
-    "float": float,
-    "str": str,
-    "bool": parse_bool,
-    "float | None": parse_optional_float,
-    "tuple[int, ...]": parse_sizes,
-}
-
-
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per config field; unset flags stay absent so presets apply."""
-    for name, f in FIELDS.items():
-        names = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
-        kwargs: dict[str, Any] = {
-            "dest": name,
-            "default": argparse.SUPPRESS,
-            "type": PARSERS[str(f.type)],
-            "help": f"{f.metadata['help']} (default: {f.default})",
-        }
-        if f.type == "bool":
-            kwargs.update(nargs="?", const=True)
-        if name == "preset":  # no argparse choices: validation names the near miss
-            kwargs["help"] += f"; one of: {', '.join(PRESETS)}"
-        parser.add_argument(*names, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from contrastive_rl.config import PRESETS, Config, ConfigError, make_config
+from contrastive_rl.config import Config, ConfigError, make_config
+from contrastive_rl.presets import PRESETS
 
 
 def test_defaults_are_the_originals():

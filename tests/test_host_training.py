@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from contrastive_rl import envs
+from contrastive_rl.actors.policy import ActorPolicy
 from contrastive_rl.actors.workers import WorkerError
 from contrastive_rl.config import ConfigError, make_config
 from contrastive_rl.runs import rundir
 from contrastive_rl.runs.metrics import read_metrics
-from contrastive_rl.training.collect import ActorPolicy, episode_seeds, unroll_key_data
+from contrastive_rl.training.collect import episode_seeds, unroll_key_data
 from contrastive_rl.training.runner import Run
 from contrastive_rl.training.trainer import Trainer
 

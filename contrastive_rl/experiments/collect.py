@@ -118,7 +118,7 @@ def collect(options: CollectOptions) -> dict[str, Any]:
             f"crl collect makes datasets for the offline tasks; {env!r} is not one (valid: "
             f"{', '.join(OFFLINE_ENVS)})"
         )
-    from contrastive_rl import __version__
+    from contrastive_rl.version import __version__
 
     metadata.update(
         env=env,

@@ -215,7 +215,7 @@ def run_sweep(
         if ray_address is not None:
             from contrastive_rl.experiments.ray_launch import run_ray
 
-            codes = run_ray(todo, train_command, ray_address, resources or {}, stop)
+            codes = run_ray(todo, train_command, ray_address, resources or {}, stop, log_header)
         else:
             codes = run_local(todo, train_command, parallel, stop)
     outcomes = [outcome_of(job, codes.get(job.run.name)) for job in jobs]
