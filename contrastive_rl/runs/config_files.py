@@ -30,7 +30,7 @@ def config_json(config: Config) -> str:
 def config_from_dict(values: Mapping[str, Any], source: str = "config") -> Config:
     """Rebuild a Config from its ``to_dict()`` after a JSON round trip.
 
-    Values are read as :func:`contrastive_rl.config.coerce_values` says (lists to tuples, integers
+    Values are read as :func:`coerce_values` says (lists to tuples, integers
     to floats where the field is a float); fields missing from ``values`` take their defaults.
 
     Raises:
