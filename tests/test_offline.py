@@ -308,7 +308,7 @@ def test_collect_ant_writes_the_d4rl_layout_and_loads_back(ant_policy_dir, tmp_p
 def test_collect_ant_gives_the_same_dataset_in_worker_processes(
     ant_policy_dir, tmp_path, monkeypatch
 ):
-    from contrastive_rl.datasets import collect as collect_module
+    from contrastive_rl.experiments import collect as collect_module
 
     pools, real_pool = [], collect_module._pool
 

@@ -1,4 +1,4 @@
-"""The run directory of a training run: its config, its metrics, its checkpoint.
+"""The run directory's life cycle: create, reopen, resume or refuse it; its storage errors.
 
 Layout of a run directory::
 
