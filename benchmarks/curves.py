@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from contrastive_rl.rundir import read_metrics
+from contrastive_rl.runs.metrics import read_metrics
 
 
 def at_mark(records: list[dict], seconds: float) -> dict | None:

@@ -45,10 +45,10 @@ import time
 import jax
 import numpy as np
 
-from contrastive_rl.cli import add_config_flags
 from contrastive_rl.config import FIELDS, make_config
 from contrastive_rl.envs import MUJOCO_IMAGE_ENVS, is_offline, resolve_backend
-from contrastive_rl.trainer import Trainer
+from contrastive_rl.flags import add_config_flags
+from contrastive_rl.training.trainer import Trainer
 
 
 def timed(fn, repeats: int) -> float:

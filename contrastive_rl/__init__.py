@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from contrastive_rl.config import PRESETS, Config, ConfigError, make_config
-
-__version__ = "0.1.0"
+from contrastive_rl.config import Config, ConfigError, make_config
+from contrastive_rl.presets import PRESETS
+from contrastive_rl.version import __version__
 
 
 def train(config: Config, run_dir: str | None = None, **kwargs: Any) -> dict[str, Any]:

@@ -44,15 +44,16 @@ def train(
         is intact). DivergedError: non-finite losses (the last good checkpoint is kept).
         WorkerError: a simulator worker crashed or hung (a checkpoint was saved first).
     """
-    from contrastive_rl import rundir
-    from contrastive_rl.runner import Run
-    from contrastive_rl.trainer import Trainer
+    from contrastive_rl.runs import rundir
+    from contrastive_rl.runs.config_files import extend_budget, load_config
+    from contrastive_rl.training.runner import Run
+    from contrastive_rl.training.trainer import Trainer
 
     path = os.fspath(run_dir) if run_dir else rundir.default_run_dir(config)
     if resume:
-        config = rundir.load_config(path)
+        config = load_config(path)
         if steps is not None:
-            config = rundir.extend_budget(config, steps)
+            config = extend_budget(config, steps)
     elif steps is not None:
         raise ConfigError("steps= is for resume=True (extending a run); set config.steps instead")
     trainer = Trainer(config)  # refuses what cannot run (budget, sizes) before anything is written
@@ -84,7 +85,7 @@ class Policy:
     def __init__(self, config: Config, spec: Any, actor_params: Any, env_steps: int, seed: int):
         import jax
 
-        from contrastive_rl.networks import make_networks, mode, sample_action
+        from contrastive_rl.agent.networks import make_networks, mode, sample_action
 
         self.config, self.spec, self.env_steps = config, spec, env_steps
         nets = make_networks(spec, config)
@@ -135,11 +136,12 @@ def load_policy(run_dir: str | os.PathLike[str], seed: int = 0) -> Policy:
     """
     import jax
 
-    from contrastive_rl import checkpoint, rundir
+    from contrastive_rl.agent.networks import init_params, make_networks
     from contrastive_rl.envs import env_spec
-    from contrastive_rl.networks import init_params, make_networks
+    from contrastive_rl.runs import checkpoint
+    from contrastive_rl.runs.config_files import load_config
 
-    config = rundir.load_config(run_dir)
+    config = load_config(run_dir)
     spec = env_spec(config.env, config.backend)
     template, _ = init_params(make_networks(spec, config), jax.random.key(0))
     params, meta = checkpoint.load_subtree(run_dir, ("learner", "actor_params"), template)

@@ -12,17 +12,12 @@ import argparse
 import json
 import signal
 import sys
-from typing import Any
 
-from contrastive_rl.config import (
-    FIELDS,
-    PRESETS,
-    ConfigError,
-    closest,
-    make_config,
-    read_config_file,
-)
+from contrastive_rl.config import FIELDS, ConfigError, closest, make_config
 from contrastive_rl.errors import WorkerError
+from contrastive_rl.flags import add_config_flags
+from contrastive_rl.presets import PRESETS
+from contrastive_rl.runs.config_files import read_config_file
 
 # Exit statuses of `crl` (docs/resume.md); a run stopped by a signal exits 128 + its number
 # (130 for SIGINT, 143 for SIGTERM), as a shell reports a process the signal killed.
@@ -31,57 +26,6 @@ EXIT_WORKER_CRASH = 1
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
 EXIT_FILE_SYSTEM = 74  # EX_IOERR of sysexits.h
-
-BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-
-
-def parse_bool(text: str) -> bool:
-    if text.lower() not in BOOL_WORDS:
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return BOOL_WORDS[text.lower()]
-
-
-def parse_optional_float(text: str) -> float | None:
-    if text.lower() in ("auto", "none"):
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
-
-
-def parse_sizes(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(t) for t in text.replace(" ", ",").split(",") if t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected sizes like 256,256, got {text!r}") from None
-
-
-PARSERS = {
-    "int": int,
-    "float": float,
-    "str": str,
-    "bool": parse_bool,
-    "float | None": parse_optional_float,
-    "tuple[int, ...]": parse_sizes,
-}
-
-
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per config field; unset flags stay absent so presets apply."""
-    for name, f in FIELDS.items():
-        names = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
-        kwargs: dict[str, Any] = {
-            "dest": name,
-            "default": argparse.SUPPRESS,
-            "type": PARSERS[str(f.type)],
-            "help": f"{f.metadata['help']} (default: {f.default})",
-        }
-        if f.type == "bool":
-            kwargs.update(nargs="?", const=True)
-        if name == "preset":  # no argparse choices: validation names the near miss
-            kwargs["help"] += f"; one of: {', '.join(PRESETS)}"
-        parser.add_argument(*names, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,11 +143,11 @@ def command_train(args: argparse.Namespace) -> int:
                 f"--resume continues a run with its saved config (only --steps may be given, to "
                 f"extend its budget); remove {given}"
             )
-        from contrastive_rl import rundir
+        from contrastive_rl.runs.config_files import extend_budget, load_config
 
-        config = rundir.load_config(args.resume)
+        config = load_config(args.resume)
         if extend_to is not None:
-            config = rundir.extend_budget(config, extend_to)
+            config = extend_budget(config, extend_to)
     else:
         values = read_config_file(args.config) if args.config else {}
         config = make_config(**{**values, **overrides})
@@ -211,8 +155,8 @@ def command_train(args: argparse.Namespace) -> int:
         print(json.dumps(config.to_dict(), indent=2))
         return EXIT_OK
     from contrastive_rl.api import train
-    from contrastive_rl.rundir import StorageError
-    from contrastive_rl.runner import DivergedError
+    from contrastive_rl.errors import StorageError
+    from contrastive_rl.training.runner import DivergedError
 
     try:
         result = train(
@@ -234,7 +178,7 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def command_eval(args: argparse.Namespace) -> int:
-    from contrastive_rl.runner import evaluate_run
+    from contrastive_rl.training.runner import evaluate_run
 
     result = evaluate_run(args.run_dir, args.episodes)
     print(json.dumps(result, indent=1))
@@ -242,7 +186,7 @@ def command_eval(args: argparse.Namespace) -> int:
 
 
 def command_collect(args: argparse.Namespace) -> int:
-    from contrastive_rl.datasets.collect import CollectOptions, collect
+    from contrastive_rl.experiments.collect import CollectOptions, collect
 
     options = CollectOptions(
         env=args.env,
@@ -262,7 +206,7 @@ def command_collect(args: argparse.Namespace) -> int:
 
 
 def command_list(args: argparse.Namespace) -> int:
-    from contrastive_rl.algorithms import ALGORITHMS
+    from contrastive_rl.agent.algorithms import ALGORITHMS
     from contrastive_rl.envs.registry import ENV_EXTRA, ENV_STATUS, install_hint, requirements_error
 
     print("environments:")

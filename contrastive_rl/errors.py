@@ -6,3 +6,19 @@ from __future__ import annotations
 
 class WorkerError(RuntimeError):
     """A worker process crashed, hung, or its environment raised."""
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot run; the message names the field and the valid choices."""
+
+
+class RunDirError(ValueError):
+    """A run directory that cannot be used as asked; the message says which flag to pass."""
+
+
+class StorageError(RuntimeError):
+    """The file system refused a read or write of the run (full, read-only, not a directory).
+
+    The message is one line: the path, the cause, whether the last checkpoint is intact and how
+    to continue.
+    """

@@ -15,10 +15,12 @@ import signal
 import sys
 import time
 
-from contrastive_rl import rundir
 from contrastive_rl.cli import build_parser
 from contrastive_rl.config import FIELDS, make_config
-from contrastive_rl.files import DATA_FILE, META_FILE, atomic_write
+from contrastive_rl.runs import rundir
+from contrastive_rl.runs.config_files import load_config
+from contrastive_rl.runs.files import DATA_FILE, META_FILE, atomic_write
+from contrastive_rl.runs.metrics import MetricsLogger
 
 STEP = 100
 
@@ -30,7 +32,7 @@ def value(seed: int, steps: int) -> float:
 def main() -> int:
     args, _ = build_parser().parse_known_args(["train", *sys.argv[1:]])
     if args.resume:
-        config = rundir.load_config(args.resume)
+        config = load_config(args.resume)
         path = args.resume
     else:
         config = make_config(**{k: v for k, v in vars(args).items() if k in FIELDS})
@@ -45,7 +47,7 @@ def main() -> int:
         if prepared.resume:
             with open(os.path.join(path, META_FILE)) as f:
                 done = json.load(f)["progress"]["env_steps"]
-        logger = rundir.MetricsLogger(path, resume=prepared.resume)
+        logger = MetricsLogger(path, resume=prepared.resume)
         if prepared.resume:
             logger.truncate_after(done)
         limit = int(os.environ.get("FAKE_STOP_AFTER", "0"))

@@ -295,10 +295,12 @@ def test_a_tiny_mjx_training_run_compiles_physics_into_the_loop(monkeypatch, tmp
     """
     import dataclasses
 
-    from contrastive_rl import envs, rundir
-    from contrastive_rl.collect import JaxCollector
+    from contrastive_rl import envs
     from contrastive_rl.config import make_config
-    from contrastive_rl.runner import Run
+    from contrastive_rl.runs import rundir
+    from contrastive_rl.runs.metrics import read_metrics
+    from contrastive_rl.training.collect import JaxCollector
+    from contrastive_rl.training.runner import Run
 
     env = AntMazeMJX("ant_umaze", goal_settle_steps=0)
     env.spec = dataclasses.replace(env.spec, episode_length=10)
@@ -321,7 +323,7 @@ def test_a_tiny_mjx_training_run_compiles_physics_into_the_loop(monkeypatch, tmp
     run = Run(config, path, progress_bar=False)
     assert run.trainer.backend == "mjx" and isinstance(run.trainer.collector, JaxCollector)
     result = run.run()
-    record = rundir.read_metrics(path)[-1]
+    record = read_metrics(path)[-1]
     assert record["env_steps"] == 60 and record["grad_steps"] == 40
     assert np.isfinite(record["train/critic_loss"]) and 0.0 <= result["eval/success"] <= 1.0
 

@@ -12,8 +12,9 @@ import pytest
 
 import contrastive_rl
 from contrastive_rl.cli import main
-from contrastive_rl.config import ConfigError, make_config, read_config_file
+from contrastive_rl.config import ConfigError, make_config
 from contrastive_rl.envs import registry
+from contrastive_rl.runs.config_files import read_config_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(
@@ -49,7 +50,7 @@ def test_readme_python_example_runs_as_written(tmp_path):
 
 
 def test_train_and_load_policy(tmp_path):
-    importlib.import_module("contrastive_rl.trainer")
+    importlib.import_module("contrastive_rl.training.trainer")
     assert callable(contrastive_rl.train)  # no submodule shadows the function
     config = make_config("point_Small", preset="debug", **TINY)
     result = contrastive_rl.train(config, str(tmp_path / "run"))

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from flax import struct
 
-from contrastive_rl import checkpoint as ckpt
-from contrastive_rl.checkpoint import (
+from contrastive_rl.config import make_config
+from contrastive_rl.runs import checkpoint as ckpt
+from contrastive_rl.runs.checkpoint import (
     CheckpointError,
     has_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from contrastive_rl.config import make_config
 
 
 @struct.dataclass
@@ -201,7 +201,7 @@ def test_only_latest_kept(tmp_path):
 
 
 def test_checkpoint_and_run_files_follow_the_umask(tmp_path):
-    from contrastive_rl.checkpoint import atomic_write
+    from contrastive_rl.runs.checkpoint import atomic_write
 
     previous = os.umask(0o022)
     try:

@@ -8,8 +8,9 @@ import signal
 
 import pytest
 
-from contrastive_rl import rundir
 from contrastive_rl.cli import main
+from contrastive_rl.runs.config_files import load_config
+from contrastive_rl.runs.metrics import read_metrics
 
 TINY = [
     "--env",
@@ -41,7 +42,7 @@ def test_train_then_eval_then_refuse_then_resume(tmp_path, capsys):
     assert main(["train", *TINY, "--run-dir", path]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["run_dir"] == path and 0 <= out["eval/success"] <= 1
-    config = rundir.load_config(path)
+    config = load_config(path)
     assert config.hidden_layer_sizes == (16, 16) and config.batch_size == 16
 
     assert main(["eval", path, "--episodes", "30"]) == 0
@@ -93,8 +94,8 @@ def test_resume_with_steps_extends_a_finished_run(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "--resume", path, "--steps", "1400", "--no-progress"]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "completed"
-    assert [r["env_steps"] for r in rundir.read_metrics(path)] == [400, 800, 1000, 1200, 1400]
-    assert rundir.load_config(path).steps == 1400
+    assert [r["env_steps"] for r in read_metrics(path)] == [400, 800, 1000, 1200, 1400]
+    assert load_config(path).steps == 1400
     assert main(["train", "--resume", path, "--steps", "1000", "--no-progress"]) == 2
     assert "give more than its 1400 steps" in capsys.readouterr().err
 
@@ -146,7 +147,7 @@ TRAINERS = {}  # config (run_dir aside) -> Trainer, shared by the tests of this 
 @pytest.fixture
 def one_compilation(monkeypatch):
     """`crl train` builds its Trainer through a cache: runs of one config compile once."""
-    from contrastive_rl import trainer as trainer_module
+    from contrastive_rl.training import trainer as trainer_module
 
     real_trainer = trainer_module.Trainer
 
@@ -176,7 +177,7 @@ def signal_at_iteration(monkeypatch, trainer, signum, at):
 def test_a_stopped_run_says_so_and_exits_with_128_plus_the_signal(
     signum, status, one_compilation, monkeypatch, tmp_path, capsys
 ):
-    from contrastive_rl.trainer import Trainer
+    from contrastive_rl.training.trainer import Trainer
 
     path = str(tmp_path / "run")
     signal_at_iteration(monkeypatch, Trainer(make_config_of(TINY)), signum, at=2)
@@ -192,7 +193,7 @@ def test_a_stopped_run_says_so_and_exits_with_128_plus_the_signal(
 def test_a_second_ctrl_c_aborts_at_once_and_keeps_the_last_checkpoint(
     one_compilation, monkeypatch, tmp_path, capsys
 ):
-    from contrastive_rl.trainer import Trainer
+    from contrastive_rl.training.trainer import Trainer
 
     path = str(tmp_path / "run")
     trainer = Trainer(make_config_of(TINY))
@@ -214,8 +215,8 @@ def test_a_second_ctrl_c_aborts_at_once_and_keeps_the_last_checkpoint(
 def test_a_full_disk_is_one_line_and_the_last_checkpoint_stays_intact(
     one_compilation, monkeypatch, tmp_path, capsys
 ):
-    from contrastive_rl import checkpoint
-    from contrastive_rl.trainer import Trainer
+    from contrastive_rl.runs import checkpoint
+    from contrastive_rl.training.trainer import Trainer
 
     path = str(tmp_path / "run")
     trainer = Trainer(make_config_of(TINY))

@@ -2,7 +2,8 @@
 
 import pytest
 
-from contrastive_rl.config import PRESETS, Config, ConfigError, make_config
+from contrastive_rl.config import Config, ConfigError, make_config
+from contrastive_rl.presets import PRESETS
 
 
 def test_defaults_are_the_originals():
@@ -108,7 +109,7 @@ def test_adaptive_entropy_is_spelled_none():
 
 
 def test_learning_rate_schedules_decay_to_zero_over_the_run():
-    from contrastive_rl.learner import learning_rate
+    from contrastive_rl.agent.learner import learning_rate
 
     assert learning_rate(1e-3, "constant", 100) == 1e-3
     linear, cosine = learning_rate(1e-3, "linear", 100), learning_rate(1e-3, "cosine", 100)

@@ -12,7 +12,7 @@ SCRIPT = textwrap.dedent(
     """
     import jax, numpy as np
     from contrastive_rl.config import make_config
-    from contrastive_rl.trainer import Trainer
+    from contrastive_rl.training.trainer import Trainer
 
     assert jax.local_device_count() == 2
     params, texts = [], []

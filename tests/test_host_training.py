@@ -10,12 +10,15 @@ import jax
 import numpy as np
 import pytest
 
-from contrastive_rl import envs, rundir
-from contrastive_rl.collect import ActorPolicy, episode_seeds, unroll_key_data
+from contrastive_rl import envs
+from contrastive_rl.actors.policy import ActorPolicy
+from contrastive_rl.actors.workers import WorkerError
 from contrastive_rl.config import ConfigError, make_config
-from contrastive_rl.runner import Run
-from contrastive_rl.trainer import Trainer
-from contrastive_rl.workers import WorkerError
+from contrastive_rl.runs import rundir
+from contrastive_rl.runs.metrics import read_metrics
+from contrastive_rl.training.collect import episode_seeds, unroll_key_data
+from contrastive_rl.training.runner import Run
+from contrastive_rl.training.trainer import Trainer
 
 SMALL = dict(
     preset="debug",
@@ -51,7 +54,7 @@ def run(path, config, **kw):
 def test_host_runs_do_their_budget_and_resume_exactly(toy_envs, tmp_path):
     config = make_config(env="toy", steps=400, eval_every=160, unroll_length=0, **SMALL)
     run(tmp_path / "straight", config).run()
-    straight = rundir.read_metrics(str(tmp_path / "straight"))
+    straight = read_metrics(str(tmp_path / "straight"))
     # 2 warm-up rounds of 4 envs x 20 steps, then 3 iterations of 80 steps and 80 updates
     assert [r["env_steps"] for r in straight] == [160, 320, 400]
     assert straight[-1]["grad_steps"] == 240
@@ -60,7 +63,7 @@ def test_host_runs_do_their_budget_and_resume_exactly(toy_envs, tmp_path):
     # stops at 240 steps, with one training iteration since the evaluation at 160 pending
     run(tmp_path / "halves", config).run(stop_after_iterations=3)
     run(tmp_path / "halves", config, resume=True).run()
-    halves = rundir.read_metrics(str(tmp_path / "halves"))
+    halves = read_metrics(str(tmp_path / "halves"))
     assert [r["env_steps"] for r in halves] == [160, 320, 400]
     wall_clock = ("wall_time", "time/env_steps_per_s", "time/grad_steps_per_s")
     for a, b in zip(straight, halves, strict=True):  # every record, train/* included
@@ -92,7 +95,7 @@ WALL_CLOCK = ("wall_time", "time/env_steps_per_s", "time/grad_steps_per_s")
 
 def records(path):
     """A run's records without the wall-clock fields."""
-    out = rundir.read_metrics(str(path))
+    out = read_metrics(str(path))
     return [{k: v for k, v in r.items() if k not in WALL_CLOCK} for r in out]
 
 
@@ -234,6 +237,6 @@ def test_each_simulator_family_trains(env, steps, num_envs, tmp_path):
     }
     config = make_config(env=env, steps=steps, eval_every=10_000, **settings)
     result = run(tmp_path / env, config).run()
-    records = rundir.read_metrics(str(tmp_path / env))
+    records = read_metrics(str(tmp_path / env))
     assert records[-1]["grad_steps"] > 0 and np.isfinite(records[-1]["train/critic_loss"])
     assert 0.0 <= result["eval/success"] <= 1.0 and np.isfinite(result["eval/final_dist"])

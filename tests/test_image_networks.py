@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from contrastive_rl.agent.networks import Actor, AtariTorso, Critic, init_params, make_networks
 from contrastive_rl.config import make_config
 from contrastive_rl.envs import make_env
-from contrastive_rl.networks import Actor, AtariTorso, Critic, init_params, make_networks
 
 SHAPE = (64, 64, 3)
 B = 3

@@ -13,11 +13,11 @@ import pytest
 
 pytest.importorskip("metaworld")
 
+from contrastive_rl.actors.workers import EnvWorkers, UnrollRequest, WorkerError  # noqa: E402
 from contrastive_rl.envs import BACKENDS, HOST_ENVS, MUJOCO_IMAGE_ENVS  # noqa: E402
 from contrastive_rl.envs.host_image import make_image_env  # noqa: E402
 from contrastive_rl.envs.render import FreeCamera, SceneRenderer  # noqa: E402
-from contrastive_rl.replay import EpisodeReplay  # noqa: E402
-from contrastive_rl.workers import EnvWorkers, UnrollRequest, WorkerError  # noqa: E402
+from contrastive_rl.training.replay import EpisodeReplay  # noqa: E402
 
 FACTORY = "contrastive_rl.envs.host_image:make_image_env"
 # name -> (episode length, success threshold), from the original's image versions

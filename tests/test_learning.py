@@ -8,9 +8,9 @@ threshold leaves room for seed-to-seed spread.
 
 import pytest
 
-from contrastive_rl import rundir
 from contrastive_rl.config import make_config
-from contrastive_rl.runner import Run
+from contrastive_rl.runs import rundir
+from contrastive_rl.training.runner import Run
 
 
 def train(tmp_path, **overrides):

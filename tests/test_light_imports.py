@@ -28,9 +28,20 @@ assert not heavy, f"imported {{heavy}}"
         "import tempfile\nfrom contrastive_rl.cli import main\n"
         "main(['sweep', '--sweep_dir', tempfile.mkdtemp(), '--env', 'point_U', '--dry_run'])",
         "import contrastive_rl\ncontrastive_rl.make_config('point_FourRooms', preset='quick')",
-        "import contrastive_rl.rundir, contrastive_rl.envs\ncontrastive_rl.envs.ENV_STATUS",
+        "import contrastive_rl.runs.rundir, contrastive_rl.envs\ncontrastive_rl.envs.ENV_STATUS",
+        "import contrastive_rl.runs.config_files, contrastive_rl.runs.lock\n"
+        "import contrastive_rl.runs.metrics, contrastive_rl.presets, contrastive_rl.validation",
     ],
-    ids=["help", "list", "train-help", "sweep-help", "sweep-dry-run", "config", "rundir"],
+    ids=[
+        "help",
+        "list",
+        "train-help",
+        "sweep-help",
+        "sweep-dry-run",
+        "config",
+        "rundir",
+        "run-files",
+    ],
 )
 def test_no_heavy_import(code):
     result = subprocess.run(

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from toy import TOY_SPEC  # tests/toy.py
 
-from contrastive_rl import losses
-from contrastive_rl.config import make_config
-from contrastive_rl.losses import (
+from contrastive_rl.agent import losses
+from contrastive_rl.agent.losses import (
     ALGORITHMS,
     c_learning_loss,
     cpc_loss,
@@ -26,7 +25,8 @@ from contrastive_rl.losses import (
     num_next_state_rows,
     td_weight,
 )
-from contrastive_rl.networks import init_params, log_prob, make_networks
+from contrastive_rl.agent.networks import init_params, log_prob, make_networks
+from contrastive_rl.config import make_config
 from contrastive_rl.types import Batch
 
 SPEC = TOY_SPEC

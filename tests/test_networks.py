@@ -12,8 +12,7 @@ import pytest
 from scipy import stats
 from toy import TOY_SPEC  # tests/toy.py
 
-from contrastive_rl.config import make_config
-from contrastive_rl.networks import (
+from contrastive_rl.agent.networks import (
     THRESHOLD,
     Actor,
     Critic,
@@ -23,6 +22,7 @@ from contrastive_rl.networks import (
     mode,
     sample_action,
 )
+from contrastive_rl.config import make_config
 
 SPEC = TOY_SPEC
 B = 5

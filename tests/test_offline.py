@@ -12,15 +12,18 @@ import pytest
 
 h5py = pytest.importorskip("h5py")
 
-from contrastive_rl import rundir  # noqa: E402
 from contrastive_rl.api import train  # noqa: E402
 from contrastive_rl.cli import main  # noqa: E402
-from contrastive_rl.config import OFFLINE_SETTINGS, ConfigError, make_config  # noqa: E402
+from contrastive_rl.config import ConfigError, make_config  # noqa: E402
 from contrastive_rl.datasets import load_training_data  # noqa: E402
-from contrastive_rl.datasets.collect import CollectOptions, collect  # noqa: E402
 from contrastive_rl.datasets.mazes import ant_grid, point_grid  # noqa: E402
-from contrastive_rl.runner import Run, evaluate_run  # noqa: E402
-from contrastive_rl.trainer import Budget, Trainer, offline_steps_per_iteration  # noqa: E402
+from contrastive_rl.errors import RunDirError  # noqa: E402
+from contrastive_rl.experiments.collect import CollectOptions, collect  # noqa: E402
+from contrastive_rl.presets import OFFLINE_SETTINGS  # noqa: E402
+from contrastive_rl.runs import rundir  # noqa: E402
+from contrastive_rl.runs.metrics import read_metrics  # noqa: E402
+from contrastive_rl.training.runner import Run, evaluate_run  # noqa: E402
+from contrastive_rl.training.trainer import Budget, Trainer, offline_steps_per_iteration  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -93,14 +96,12 @@ def straight(trainer, small_dataset, tmp_path_factory):
 
 def comparable(path):
     skip = ("wall_time", "time/")
-    return [
-        {k: v for k, v in r.items() if not k.startswith(skip)} for r in rundir.read_metrics(path)
-    ]
+    return [{k: v for k, v in r.items() if not k.startswith(skip)} for r in read_metrics(path)]
 
 
 def test_offline_run_trains_from_the_dataset_evaluates_and_checkpoints(straight, small_dataset):
     path, result = straight
-    records = rundir.read_metrics(path)
+    records = read_metrics(path)
     assert [r["grad_steps"] for r in records] == [128, 256, 384]
     assert all(r["env_steps"] == 0 for r in records)  # nothing is collected
     assert all("time/env_steps_per_s" not in r and r["time/grad_steps_per_s"] > 0 for r in records)
@@ -120,7 +121,7 @@ def test_offline_resume_continues_exactly_and_refuses_another_dataset(
     halves = str(tmp_path / "halves")
     rundir.prepare(halves, config)
     Run(config, halves, progress_bar=False, trainer=trainer).run(stop_after_iterations=2)
-    assert [r["grad_steps"] for r in rundir.read_metrics(halves)] == [128]
+    assert [r["grad_steps"] for r in read_metrics(halves)] == [128]
     prepared = rundir.prepare(halves, config, resume=True)
     Run(config, halves, prepared.resume, progress_bar=False, trainer=trainer).run()
     prepared.release()
@@ -136,7 +137,7 @@ def test_offline_resume_continues_exactly_and_refuses_another_dataset(
     os.replace(other, small_dataset)
     try:
         before = open(f"{halves}/metrics.jsonl").read()
-        with pytest.raises(rundir.RunDirError, match="is not the one the run in .* trained on"):
+        with pytest.raises(RunDirError, match="is not the one the run in .* trained on"):
             train(config, halves, resume=True)
         assert open(f"{halves}/metrics.jsonl").read() == before
     finally:
@@ -174,7 +175,7 @@ def test_offline_quick_learns_offline_point_four_rooms_from_a_collected_dataset(
     rundir.prepare(path, config)
     result = Run(config, path, progress_bar=False, trainer=trainer).run()
     assert result["eval/success"] >= 0.8
-    assert [r["grad_steps"] for r in rundir.read_metrics(path)][-1] == 20_000
+    assert [r["grad_steps"] for r in read_metrics(path)][-1] == 20_000
 
 
 def test_a_bad_dataset_is_refused_before_the_run_directory_is_written(tmp_path):
@@ -252,9 +253,9 @@ def policy_dir(path, env):
     """Write a run directory holding a freshly initialised policy of ``env`` at ``path``."""
     import jax
 
-    from contrastive_rl import checkpoint
+    from contrastive_rl.agent.networks import init_params, make_networks
     from contrastive_rl.envs import env_spec
-    from contrastive_rl.networks import init_params, make_networks
+    from contrastive_rl.runs import checkpoint
 
     path.mkdir()
     config = make_config(env, hidden_layer_sizes=(16, 16), repr_dim=8)
@@ -307,7 +308,7 @@ def test_collect_ant_writes_the_d4rl_layout_and_loads_back(ant_policy_dir, tmp_p
 def test_collect_ant_gives_the_same_dataset_in_worker_processes(
     ant_policy_dir, tmp_path, monkeypatch
 ):
-    from contrastive_rl.datasets import collect as collect_module
+    from contrastive_rl.experiments import collect as collect_module
 
     pools, real_pool = [], collect_module._pool
 
@@ -358,7 +359,7 @@ def test_collect_ant_steers_a_policy_of_another_maze_in_a_corridor_frame(ant_pol
 
 @pytest.mark.parametrize("policy_maze", ["umaze", "medium", "large"])
 def test_the_corridor_frame_shows_the_waypoint_at_its_offset_in_a_free_corridor(policy_maze):
-    from contrastive_rl.datasets.collect import CorridorFrame
+    from contrastive_rl.experiments.collect import CorridorFrame
 
     frame = CorridorFrame(ant_grid(policy_maze))
     policy_grid = ant_grid(policy_maze)
@@ -382,7 +383,7 @@ def test_the_corridor_frame_shows_the_waypoint_at_its_offset_in_a_free_corridor(
 
 
 def test_ant_recipes_draw_starts_and_goals_as_d4rl():
-    from contrastive_rl.datasets.collect import ANT_RECIPES, D4RL_GOAL_CELLS, ant_start_goal
+    from contrastive_rl.experiments.collect import ANT_RECIPES, D4RL_GOAL_CELLS, ant_start_goal
 
     rng = np.random.default_rng(0)
     for task, recipe in ANT_RECIPES.items():

@@ -11,8 +11,8 @@ from scipy import ndimage
 from contrastive_rl.config import make_config
 from contrastive_rl.envs import make_env
 from contrastive_rl.envs.point import WALLS
-from contrastive_rl.replay import EpisodeReplay
-from contrastive_rl.trainer import Trainer
+from contrastive_rl.training.replay import EpisodeReplay
+from contrastive_rl.training.trainer import Trainer
 
 NAMES = [f"point_image_{w}" for w in WALLS]
 
@@ -132,7 +132,7 @@ def test_replay_stores_positions_and_samples_images():
 
 @pytest.mark.slow  # about a minute of CPU: the conv torsos compile and train on 2 cores
 def test_training_runs_end_to_end_on_point_image_small(tmp_path, capsys):
-    from contrastive_rl.runner import Run
+    from contrastive_rl.training.runner import Run
 
     config = make_config(
         "point_image_Small",
@@ -155,7 +155,7 @@ def test_training_runs_end_to_end_on_point_image_small(tmp_path, capsys):
 @pytest.mark.slow  # about 1.6k conv updates: 5 to 10 minutes on a 2-core CPU
 def test_image_quick_learns_point_image_four_rooms_from_pixels(tmp_path):
     """image_quick beats the random policy (0.18 here) from pixels alone within 1.6k updates."""
-    from contrastive_rl.runner import Run
+    from contrastive_rl.training.runner import Run
 
     config = make_config(
         "point_image_FourRooms", preset="image_quick", steps=12_000, eval_every=12_000, seed=0

@@ -12,13 +12,15 @@ import jax
 import numpy as np
 import pytest
 
-from contrastive_rl import envs, rundir
-from contrastive_rl.collect import episode_seeds, unroll_key_data
+from contrastive_rl import envs
+from contrastive_rl.actors.workers import EnvWorkers, UnrollRequest
+from contrastive_rl.agent.networks import init_params, make_networks
 from contrastive_rl.config import make_config
 from contrastive_rl.errors import WorkerError
-from contrastive_rl.networks import init_params, make_networks
-from contrastive_rl.runner import Run
-from contrastive_rl.workers import EnvWorkers, UnrollRequest
+from contrastive_rl.runs import rundir
+from contrastive_rl.runs.metrics import read_metrics
+from contrastive_rl.training.collect import episode_seeds, unroll_key_data
+from contrastive_rl.training.runner import Run
 
 ray = pytest.importorskip("ray")
 
@@ -100,7 +102,7 @@ def test_ray_actors_collect_the_same_episodes_as_local_workers(cluster):
     """The same requests (reset seeds, parameters, keys) give the same unrolls from two Ray
     actors as from local workers: sampled from a reset, continued, random, greedy from a new
     reset; resimulating the first episodes' actions lands on the same states."""
-    from contrastive_rl.ray_actors import RayWorkers
+    from contrastive_rl.actors.ray_actors import RayWorkers
 
     config = make_config(env="toy", **SMALL)
     actor, _ = init_params(make_networks(host_toy.SPEC, config), jax.random.key(1))
@@ -139,7 +141,7 @@ WALL_CLOCK = ("wall_time", "time/env_steps_per_s", "time/grad_steps_per_s")
 
 def records(path):
     """A run's records without the wall-clock fields."""
-    return [{k: v for k, v in r.items() if k not in WALL_CLOCK} for r in rundir.read_metrics(path)]
+    return [{k: v for k, v in r.items() if k not in WALL_CLOCK} for r in read_metrics(path)]
 
 
 def test_a_killed_ray_actor_stops_the_run_with_a_clear_error_and_a_checkpoint(cluster, tmp_path):
@@ -156,7 +158,7 @@ def test_a_killed_ray_actor_stops_the_run_with_a_clear_error_and_a_checkpoint(cl
         Run(config, path, progress_bar=False).run()
     meta = json.load(open(os.path.join(path, "checkpoint.json")))
     assert meta["progress"]["env_steps"] == 140  # 7 whole unrolls of 5 steps x 4 envs
-    assert rundir.read_metrics(path) == []  # nothing logged yet: the first evaluation is at 200
+    assert read_metrics(path) == []  # nothing logged yet: the first evaluation is at 200
     Run(config, path, resume=True, progress_bar=False).run()
 
     local = make_config(env="toy", **{**settings, "actors": "local"})

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from contrastive_rl.envs.base import EnvSpec
-from contrastive_rl.replay import EpisodeReplay
+from contrastive_rl.training.replay import EpisodeReplay
 
 T = 10
 

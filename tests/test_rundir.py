@@ -11,19 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from contrastive_rl.checkpoint import save_checkpoint
 from contrastive_rl.config import make_config
-from contrastive_rl.rundir import (
-    LOCK_FILE,
-    MetricsLogger,
-    RunDir,
-    RunDirError,
-    config_differences,
-    default_run_dir,
-    load_config,
-    prepare,
-    read_metrics,
-)
+from contrastive_rl.errors import RunDirError
+from contrastive_rl.runs.checkpoint import save_checkpoint
+from contrastive_rl.runs.config_files import config_differences, load_config
+from contrastive_rl.runs.lock import LOCK_FILE
+from contrastive_rl.runs.metrics import MetricsLogger, read_metrics
+from contrastive_rl.runs.rundir import RunDir, default_run_dir, prepare
 
 
 def cfg(**overrides):

@@ -16,7 +16,7 @@ from contrastive_rl.config import FIELDS, ConfigError, make_config
 from contrastive_rl.experiments import spec as specs
 from contrastive_rl.experiments import sweep
 from contrastive_rl.experiments.commands import build_spec
-from contrastive_rl.rundir import read_metrics
+from contrastive_rl.runs.metrics import read_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAKE = [sys.executable, os.path.join(ROOT, "tests", "fake_train.py")]
@@ -305,7 +305,7 @@ def test_interrupted_sweep_rerun_equals_one_left_alone(tmp_path, monkeypatch, ca
 
 def test_an_offline_run_is_finished_at_its_gradient_steps(tmp_path):
     """Offline runs count gradient steps (their env_steps stay 0): the checkpoint's step."""
-    from contrastive_rl.files import DATA_FILE, META_FILE
+    from contrastive_rl.runs.files import DATA_FILE, META_FILE
 
     def checkpointed(step, progress):
         (tmp_path / DATA_FILE).write_bytes(b"x")

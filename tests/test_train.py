@@ -7,12 +7,15 @@ import jax
 import numpy as np
 import pytest
 
-from contrastive_rl import checkpoint, rundir
+from contrastive_rl.actors.workers import WorkerError
 from contrastive_rl.api import train
 from contrastive_rl.config import ConfigError, make_config
-from contrastive_rl.runner import DivergedError, Run, evaluate_run
-from contrastive_rl.trainer import Budget, Trainer
-from contrastive_rl.workers import WorkerError
+from contrastive_rl.errors import RunDirError
+from contrastive_rl.runs import checkpoint, rundir
+from contrastive_rl.runs.config_files import load_config
+from contrastive_rl.runs.metrics import read_metrics
+from contrastive_rl.training.runner import DivergedError, Run, evaluate_run
+from contrastive_rl.training.trainer import Budget, Trainer
 
 TINY = dict(
     env="point_Small",
@@ -77,7 +80,7 @@ def test_a_run_does_exactly_its_budget_and_logs_what_the_original_logs(tmp_path)
     path = str(tmp_path / "run")
     rundir.prepare(path, config)
     result = Run(config, path, progress_bar=False).run()
-    records = rundir.read_metrics(path)
+    records = read_metrics(path)
     assert records[-1]["env_steps"] == 2_000
     assert records[-1]["grad_steps"] == 1_800  # 9 training iterations of 200 updates
     for key in [
@@ -138,7 +141,7 @@ def without_wall_clock(records):
 
 
 def resume(path, trainer, **kw):
-    config = rundir.load_config(path)
+    config = load_config(path)
     prepared = rundir.prepare(path, config, resume=True)
     return Run(config, path, prepared.resume, progress_bar=False, trainer=trainer, **kw)
 
@@ -148,12 +151,10 @@ def test_resume_continues_exactly_where_it_stopped(trainer, straight, tmp_path):
     rundir.prepare(path, tiny())
     # 3 iterations: 600 env steps, one training iteration after the evaluation at 400 pending
     Run(tiny(), path, progress_bar=False, trainer=trainer).run(stop_after_iterations=3)
-    assert [r["env_steps"] for r in rundir.read_metrics(path)] == [400]
+    assert [r["env_steps"] for r in read_metrics(path)] == [400]
     resume(path, trainer).run()
     # every record, train/* included, is the uninterrupted run's (bar wall-clock fields)
-    assert without_wall_clock(rundir.read_metrics(path)) == without_wall_clock(
-        rundir.read_metrics(straight[0])
-    )
+    assert without_wall_clock(read_metrics(path)) == without_wall_clock(read_metrics(straight[0]))
     assert evaluate_run(straight[0]) == pytest.approx(evaluate_run(path), rel=1e-5)
 
 
@@ -161,8 +162,8 @@ def test_a_finished_run_extended_by_resume_continues_as_the_longer_run(straight,
     path = str(tmp_path / "extended")
     train(tiny(steps=1_000), path)
     result = train(tiny(), path, resume=True, steps=2_000)
-    assert rundir.load_config(path).steps == 2_000  # config.json says the new budget
-    records = rundir.read_metrics(path)
+    assert load_config(path).steps == 2_000  # config.json says the new budget
+    records = read_metrics(path)
     assert [r["env_steps"] for r in records] == [400, 800, 1000, 1200, 1600, 2000]
 
     # nothing in a run depends on its total budget: its evaluations (and the final policy) are
@@ -170,7 +171,7 @@ def test_a_finished_run_extended_by_resume_continues_as_the_longer_run(straight,
     def evaluations(rs):
         return [{k: v for k, v in r.items() if k.startswith("eval/")} for r in rs]
 
-    longer = evaluations(rundir.read_metrics(straight[0]))
+    longer = evaluations(read_metrics(straight[0]))
     assert evaluations(records[:2] + records[3:]) == longer
     assert result["eval/success"] == straight[1]["eval/success"]
 
@@ -180,7 +181,7 @@ def test_a_finished_run_extended_by_resume_continues_as_the_longer_run(straight,
     rundir.prepare(decaying, tiny(lr_schedule="cosine"))
     with pytest.raises(ConfigError, match="'cosine' decays over its budget of 2000 steps"):
         train(tiny(), decaying, resume=True, steps=4_000)
-    assert rundir.load_config(decaying).steps == 2_000  # the refused extension wrote nothing
+    assert load_config(decaying).steps == 2_000  # the refused extension wrote nothing
 
 
 def test_an_evaluation_that_did_not_complete_runs_again_on_resume(
@@ -206,13 +207,11 @@ def test_an_evaluation_that_did_not_complete_runs_again_on_resume(
     monkeypatch.setattr(trainer, "evaluate", evaluator_dies_at(2_000))  # the final evaluation
     with pytest.raises(WorkerError):
         resume(path, trainer).run()
-    assert rundir.read_metrics(path)[-1]["env_steps"] == 1_600
+    assert read_metrics(path)[-1]["env_steps"] == 1_600
     monkeypatch.setattr(trainer, "evaluate", real_evaluate)
     result = resume(path, trainer).run()  # the budget is spent, the final evaluation is not
     assert result == straight[1]
-    assert without_wall_clock(rundir.read_metrics(path)) == without_wall_clock(
-        rundir.read_metrics(straight[0])
-    )
+    assert without_wall_clock(read_metrics(path)) == without_wall_clock(read_metrics(straight[0]))
 
 
 @pytest.mark.parametrize(
@@ -243,7 +242,7 @@ def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(
     assert meta["progress"]["env_steps"] == 600  # warm-up and 2 iterations; never the NaN state
     leaves = jax.tree.leaves(jax.device_get(state.learner.actor_params))
     assert all(np.isfinite(x).all() for x in leaves)
-    assert [r["env_steps"] for r in rundir.read_metrics(path)] == [400]  # no NaN evaluation
+    assert [r["env_steps"] for r in read_metrics(path)] == [400]  # no NaN evaluation
 
 
 def test_resume_refuses_a_config_json_that_differs_from_the_checkpoint(trainer, tmp_path):
@@ -253,7 +252,7 @@ def test_resume_refuses_a_config_json_that_differs_from_the_checkpoint(trainer, 
     edited = json.load(open(f"{path}/config.json"))
     edited["eval_episodes"] = 7
     json.dump(edited, open(f"{path}/config.json", "w"))
-    with pytest.raises(rundir.RunDirError, match="eval_episodes: 20 .*7"):
+    with pytest.raises(RunDirError, match="eval_episodes: 20 .*7"):
         resume(path, trainer)
 
 

@@ -13,12 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from contrastive_rl import checkpoint
+from contrastive_rl.agent.networks import make_networks
 from contrastive_rl.cli import main
 from contrastive_rl.config import ConfigError, make_config
 from contrastive_rl.envs import env_spec, requirements_error
 from contrastive_rl.experiments import video
-from contrastive_rl.networks import make_networks
+from contrastive_rl.runs import checkpoint
 
 
 def policy_run(path, env: str, steps: int = 1234, **fields) -> str:

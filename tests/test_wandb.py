@@ -11,11 +11,11 @@ import pytest
 import contrastive_rl
 from contrastive_rl.config import ConfigError, make_config
 from contrastive_rl.envs import registry
-from contrastive_rl.rundir import MetricsLogger, read_metrics
+from contrastive_rl.runs.metrics import MetricsLogger, read_metrics
 
 pytest.importorskip("wandb")
 
-from contrastive_rl import wandb_mirror  # noqa: E402
+from contrastive_rl.runs import wandb_mirror  # noqa: E402
 
 TINY = dict(
     steps=1000,
@@ -109,7 +109,7 @@ def test_mirror_gets_what_tensorboard_gets(tmp_path, monkeypatch):
 
 
 def test_the_run_mirrors_only_when_asked(tmp_path):
-    from contrastive_rl.runner import Run
+    from contrastive_rl.training.runner import Run
 
     def mirrors(**fields):
         run = SimpleNamespace(config=make_config("point_Small", **fields), path=str(tmp_path))

@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from contrastive_rl.workers import EnvWorkers, UnrollRequest, WorkerError
+from contrastive_rl.actors.workers import EnvWorkers, UnrollRequest, WorkerError
 
 FACTORY = "host_toy:make"
 

@@ -17,7 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from contrastive_rl.datasets import DatasetError, Episodes, open_hdf5, require_h5py, split_rows
+from contrastive_rl.datasets.episodes import (
+    DatasetError,
+    Episodes,
+    open_hdf5,
+    require_h5py,
+    split_rows,
+)
 
 LAYOUT = "the D4RL layout: observations [N, state_dim], actions [N, action_dim], timeouts [N]"
 

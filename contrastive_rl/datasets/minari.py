@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from contrastive_rl.datasets import DatasetError, Episodes, open_hdf5
+from contrastive_rl.datasets.episodes import DatasetError, Episodes, open_hdf5
 
 VY_INDEX = 16  # qvel[1] in D4RL's 29-number ant state qpos[:15] ++ qvel[:14]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from contrastive_rl.datasets import DatasetError, Episodes, split_rows
+from contrastive_rl.datasets.episodes import DatasetError, Episodes, split_rows
 
 LAYOUT = "OGBench's layout: observations [N, state_dim], actions [N, action_dim], terminals [N]"
 

@@ -3,6 +3,8 @@
 Importing this package reads only the registry (``registry.py``, plain Python). The contract
 classes and factories below import JAX or a simulator on first use, so ``crl list`` and config
 validation stay fast and a core install never touches a simulator it does not have.
+
+May import: nothing else of contrastive_rl (every other part builds on the environments).
 """
 
 from __future__ import annotations

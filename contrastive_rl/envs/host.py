@@ -2,9 +2,9 @@
 
 They keep the contract of ``base.py`` (``EnvSpec``, observation ``[state ; goal]``, actions in
 [-1, 1], fixed-length episodes, a fresh goal at every reset) but step in NumPy, one environment
-per object, usually inside a worker process (``contrastive_rl.workers``). Every reset takes an
-explicit integer seed, so a run's episodes depend on its seed only, not on how the environments
-are spread over processes.
+per object, usually inside a worker process (``contrastive_rl.actors.workers``). Every reset
+takes an explicit integer seed, so a run's episodes depend on its seed only, not on how the
+environments are spread over processes.
 
 Host environments are registered by name with the module that builds them, so that
 ``crl list`` and config validation never import a simulator.

@@ -62,7 +62,8 @@ class Curve:
 
 
 def read_run(path: str) -> RunData:
-    from contrastive_rl.rundir import CONFIG_FILE, read_metrics, with_defaults
+    from contrastive_rl.runs.config_files import CONFIG_FILE, with_defaults
+    from contrastive_rl.runs.metrics import read_metrics
 
     with open(os.path.join(path, CONFIG_FILE), encoding="utf-8") as f:
         config = with_defaults(json.load(f))  # fields added since: not a difference between runs

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from contrastive_rl.config import ConfigError
@@ -64,13 +64,13 @@ def run_ray(
     address: str,
     resources: dict[str, float],
     stop: Any,
+    header: Callable[[Any, Sequence[str]], str],
 ) -> dict[str, int | None]:
-    """Run the jobs as Ray tasks on the cluster at ``address`` (``local``: start one here).
+    """Run the jobs as Ray tasks on the cluster at ``address`` (``local``: start one here);
+    ``header(job, command)`` is what each run's log gets at each attempt (the sweep's).
 
     Returns the exit status of each run by name (``CANCELLED`` for a cancelled task).
     """
-    from contrastive_rl.experiments.sweep import log_header
-
     ray = import_ray()
     started_here = not ray.is_initialized()
     if started_here:
@@ -89,7 +89,7 @@ def run_ray(
     for job in jobs:
         command = job.command(train_command)
         own_python = command[0] == sys.executable
-        refs[task.remote(command, job.log, log_header(job, command), own_python)] = job
+        refs[task.remote(command, job.log, header(job, command), own_python)] = job
     codes: dict[str, int | None] = {job.run.name: None for job in jobs}
     cancelled = False
     try:

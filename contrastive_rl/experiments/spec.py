@@ -28,7 +28,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from contrastive_rl.config import FIELDS, Config, ConfigError, closest, coerce_values, make_config
+from contrastive_rl.config import FIELDS, Config, ConfigError, closest, make_config
+from contrastive_rl.flags import PARSERS
+from contrastive_rl.runs.config_files import coerce_values
 
 SPEC_KEYS = ("description", "envs", "algs", "seeds", "preset", "set", "grid")
 # Fields a spec sets through its own keys, never through `set` or `grid`.
@@ -237,8 +239,6 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 def parse_field(name: str, text: str, where: str) -> Any:
     """The value of field ``name`` written as on ``crl train``'s command line."""
-    from contrastive_rl.cli import PARSERS
-
     _check_field(name, where, where)
     try:
         return PARSERS[str(FIELDS[name].type)](text)

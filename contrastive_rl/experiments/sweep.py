@@ -27,10 +27,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
-from contrastive_rl import files
 from contrastive_rl.config import ConfigError
 from contrastive_rl.experiments.spec import PlannedRun, SweepSpec, expand, train_flags
-from contrastive_rl.signals import StopSignals
+from contrastive_rl.runs import files
+from contrastive_rl.runs.signals import StopSignals
 
 SWEEP_FILE = "sweep.json"
 LOG_DIR = "logs"
@@ -84,17 +84,17 @@ def finished(path: str, steps: int) -> bool:
 
 def inspect(run: PlannedRun, sweep_dir: str) -> Job:
     """The run's state on disk; a run with another config there is a ``conflict``."""
-    from contrastive_rl import rundir
+    from contrastive_rl.runs.config_files import CONFIG_FILE, config_differences, load_config
 
     path = os.path.abspath(os.path.join(sweep_dir, run.name))
     log = os.path.abspath(os.path.join(sweep_dir, LOG_DIR, f"{run.name}.log"))
-    if not os.path.isfile(os.path.join(path, rundir.CONFIG_FILE)):
+    if not os.path.isfile(os.path.join(path, CONFIG_FILE)):
         return Job(run, path, log, "new")
     try:
-        stored = rundir.load_config(path)
+        stored = load_config(path)
     except (ValueError, OSError) as error:
         return Job(run, path, log, "conflict", str(error))
-    diffs = rundir.config_differences(stored, run.config)
+    diffs = config_differences(stored, run.config)
     if diffs:
         return Job(
             run, path, log, "conflict",
@@ -118,7 +118,7 @@ def error_of(log: str, returncode: int) -> str:
 
 
 def final_success(path: str) -> float | None:
-    from contrastive_rl.rundir import read_metrics
+    from contrastive_rl.runs.metrics import read_metrics
 
     records = [r for r in read_metrics(path) if r.get("eval/success") is not None]
     return float(records[-1]["eval/success"]) if records else None
@@ -215,7 +215,7 @@ def run_sweep(
         if ray_address is not None:
             from contrastive_rl.experiments.ray_launch import run_ray
 
-            codes = run_ray(todo, train_command, ray_address, resources or {}, stop)
+            codes = run_ray(todo, train_command, ray_address, resources or {}, stop, log_header)
         else:
             codes = run_local(todo, train_command, parallel, stop)
     outcomes = [outcome_of(job, codes.get(job.run.name)) for job in jobs]

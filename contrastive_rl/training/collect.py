@@ -22,11 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from contrastive_rl.actors.workers import HOWS, EnvWorkers, UnrollRequest
+from contrastive_rl.agent.networks import Networks, make_networks, mode, sample_action
 from contrastive_rl.config import Config, ConfigError
 from contrastive_rl.envs.base import EnvState, JaxEnv
 from contrastive_rl.envs.spec import EnvSpec
-from contrastive_rl.networks import Networks, make_networks, mode, sample_action
-from contrastive_rl.workers import HOWS, EnvWorkers, UnrollRequest
 
 
 @struct.dataclass
@@ -114,40 +114,6 @@ def observed_action(
     spec = nets.spec
     state, goal = spec.observe(envs.state), spec.observe_goal(envs.goal)
     return policy_action(nets, actor_params, state, goal, key, how)
-
-
-class ActorPolicy:
-    """The policy as a worker runs it, one jitted call per step over the worker's envs.
-
-    Env i's noise at step s of an unroll comes from ``fold_in(fold_in(unroll key, i), s)``, so
-    its actions do not depend on which worker steps it or with how many others.
-    """
-
-    def __init__(self, spec: EnvSpec, config: Config | None):
-        self.spec = spec
-        self.nets = make_networks(spec, config) if config is not None else None
-        self._act = jax.jit(self._actions, static_argnames="how")
-
-    def _actions(self, params, states, goals, key_data, env_indices, step, how):
-        base = jax.random.wrap_key_data(key_data)
-        keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(base, i), step))(
-            env_indices
-        )
-        dim = self.spec.action_dim
-        if how == "random":
-            return jax.vmap(lambda k: jax.random.uniform(k, (dim,), minval=-1.0, maxval=1.0))(keys)
-        if self.nets is None:
-            raise ValueError(f"acting with how={how!r} needs the run's config (networks)")
-        loc, scale = self.nets.policy(params, states, goals)
-        if how == "mode":
-            return mode(loc)
-        noise = jax.vmap(lambda k: jax.random.normal(k, (dim,), loc.dtype))(keys)
-        return jnp.tanh(loc + scale * noise)
-
-    def __call__(self, params, states, goals, key_data, env_indices, step: int, how: str):
-        """Actions ``[n, action_dim]`` (float32 NumPy) for the envs ``env_indices``."""
-        actions = self._act(params, states, goals, key_data, env_indices, np.int32(step), how=how)
-        return np.asarray(actions, np.float32)
 
 
 # -- JAX environments: inside the jit ---------------------------------------------------------
@@ -415,7 +381,7 @@ def start_actors(config: Config, num_envs: int, cpus_per_actor: float = 1.0) -> 
 
     factory = HOST_ENVS[config.env]
     if config.actors == "ray":
-        from contrastive_rl.ray_actors import RayWorkers
+        from contrastive_rl.actors.ray_actors import RayWorkers
 
         return RayWorkers(
             config.env,
@@ -472,7 +438,6 @@ def episode_metrics(initial: Any, distance: Any, success: Any) -> dict[str, Any]
 
 __all__ = [
     "HOWS",
-    "ActorPolicy",
     "Collector",
     "CollectorState",
     "Finished",

@@ -27,14 +27,14 @@ import numpy as np
 from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from contrastive_rl.collect import Collector, Finished, make_collector, unroll_steps
+from contrastive_rl.agent.learner import Learner, TrainState
+from contrastive_rl.agent.networks import make_networks
 from contrastive_rl.config import Config, ConfigError
 from contrastive_rl.datasets import DatasetError, TrainingData, load_training_data
 from contrastive_rl.envs import env_spec, is_offline, resolve_backend
-from contrastive_rl.evaluate import make_evaluator
-from contrastive_rl.learner import Learner, TrainState
-from contrastive_rl.networks import make_networks
-from contrastive_rl.replay import EpisodeReplay, ReplayState, memory_limit
+from contrastive_rl.training.collect import Collector, Finished, make_collector, unroll_steps
+from contrastive_rl.training.evaluate import make_evaluator
+from contrastive_rl.training.replay import EpisodeReplay, ReplayState, memory_limit
 
 
 @struct.dataclass

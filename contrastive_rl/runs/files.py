@@ -1,4 +1,4 @@
-"""Files of a run written so that a crash never leaves a half-written one; plain Python.
+"""Files of a run: written so that a crash never leaves a half-written one, and removed.
 
 The run directory (``rundir.py``) and the checkpoints (``checkpoint.py``) share these, and a
 reader of metrics needs nothing heavier.
@@ -9,11 +9,21 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import shutil
 import tempfile
 
 DATA_FILE = "checkpoint.msgpack"
 META_FILE = "checkpoint.json"
 TMP_SUFFIX = ".tmp"
+
+
+def remove(path: str) -> None:
+    """Remove the file or directory tree ``path``, if it is there (a link: the link only)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
 
 
 # -- atomic files ----------------------------------------------------------------------------

@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from contrastive_rl.algorithms import ALGORITHMS, Algorithm
+from contrastive_rl.agent.algorithms import ALGORITHMS, Algorithm
+from contrastive_rl.agent.networks import Networks, log_prob, sample_action
 from contrastive_rl.config import Config
-from contrastive_rl.networks import Networks, log_prob, sample_action
 from contrastive_rl.types import Batch
 
 Metrics = dict[str, jax.Array]

@@ -15,9 +15,14 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from contrastive_rl.agent.losses import (
+    ALGORITHMS,
+    make_actor_loss,
+    make_alpha_loss,
+    make_critic_loss,
+)
+from contrastive_rl.agent.networks import Networks, init_params
 from contrastive_rl.config import Config
-from contrastive_rl.losses import ALGORITHMS, make_actor_loss, make_alpha_loss, make_critic_loss
-from contrastive_rl.networks import Networks, init_params
 from contrastive_rl.types import Batch
 
 ALPHA_LEARNING_RATE = 3e-4  # the original's fixed rate for log alpha

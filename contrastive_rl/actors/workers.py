@@ -163,7 +163,7 @@ class EnvGroup:
 
     def _actor(self):
         if self._policy is None:
-            from contrastive_rl.collect import ActorPolicy  # JAX: only once asked to act
+            from contrastive_rl.actors.policy import ActorPolicy  # JAX: only once asked to act
 
             self._policy = ActorPolicy(self.spec(), self.config)
         return self._policy

@@ -20,8 +20,7 @@ from typing import Any
 
 import ray
 
-from contrastive_rl.errors import WorkerError
-from contrastive_rl.workers import (
+from contrastive_rl.actors.workers import (
     START_TIMEOUT_S,
     EnvGroup,
     LockstepEnvs,
@@ -29,6 +28,7 @@ from contrastive_rl.workers import (
     UnrollRequest,
     env_slices,
 )
+from contrastive_rl.errors import WorkerError
 
 
 class RayEnvGroup(EnvGroup):

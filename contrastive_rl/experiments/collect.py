@@ -118,7 +118,7 @@ def collect(options: CollectOptions) -> dict[str, Any]:
             f"crl collect makes datasets for the offline tasks; {env!r} is not one (valid: "
             f"{', '.join(OFFLINE_ENVS)})"
         )
-    from contrastive_rl import __version__
+    from contrastive_rl.version import __version__
 
     metadata.update(
         env=env,
@@ -221,7 +221,7 @@ def _collect_point(options: CollectOptions) -> tuple[dict[str, np.ndarray], dict
     states, actions, goals = (np.concatenate(x)[:episodes] for x in zip(*parts, strict=True))
     reached = np.linalg.norm(states - goals[:, None], axis=-1) < threshold
     metadata = {
-        "policy": "scripted BFS waypoint navigator (contrastive_rl.datasets.collect)",
+        "policy": "scripted BFS waypoint navigator (contrastive_rl.experiments.collect)",
         "action_noise": noise,
         "waypoint_noise": POINT_WAYPOINT_NOISE,
         "episode_length": t,

@@ -1,7 +1,7 @@
 """Weights & Biases as a mirror of the run's TensorBoard scalars (``crl train --wandb``).
 
 Imported only when a run enables it, so that the core never needs ``wandb``. The mirror gets
-exactly what TensorBoard gets (``rundir.MetricsLogger``), with ``env_steps`` (``grad_steps``
+exactly what TensorBoard gets (``MetricsLogger``), with ``env_steps`` (``grad_steps``
 for offline tasks) as the x-axis of every chart. Without an API key (``wandb_mode auto``) the
 run is written offline under ``RUN_DIR/wandb/`` and can be uploaded later with ``wandb sync``;
 nothing needs a network.
@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 from contrastive_rl.config import Config, ConfigError
 from contrastive_rl.envs.registry import install_hint
-from contrastive_rl.files import atomic_write
+from contrastive_rl.runs.files import atomic_write
 
 WANDB_DIR = "wandb"
 RUN_ID_FILE = "run_id"

@@ -21,11 +21,14 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from contrastive_rl import checkpoint, rundir
+from contrastive_rl.actors.workers import WorkerError
 from contrastive_rl.config import Config
-from contrastive_rl.signals import StopSignals
-from contrastive_rl.trainer import Trainer
-from contrastive_rl.workers import WorkerError
+from contrastive_rl.errors import RunDirError
+from contrastive_rl.runs import checkpoint
+from contrastive_rl.runs.config_files import CONFIG_FILE, load_config, stored_config_differences
+from contrastive_rl.runs.metrics import STEP_KEY, MetricsLogger, ScalarMirror, read_metrics
+from contrastive_rl.runs.signals import StopSignals
+from contrastive_rl.training.trainer import Trainer
 
 
 @dataclass
@@ -131,11 +134,11 @@ class Run:
             self.state, meta = checkpoint.load_checkpoint(self.checkpoint_dir, self.state)
             saved_config = meta.get("config")
             differences = (
-                rundir.stored_config_differences(saved_config, self.config) if saved_config else []
+                stored_config_differences(saved_config, self.config) if saved_config else []
             )
             if differences:
-                raise rundir.RunDirError(
-                    f"{self.path}/{rundir.CONFIG_FILE} differs from the config saved in the "
+                raise RunDirError(
+                    f"{self.path}/{CONFIG_FILE} differs from the config saved in the "
                     f"checkpoint ({'; '.join(differences)}); restore it, or start over with "
                     f"--overwrite"
                 )
@@ -144,13 +147,13 @@ class Run:
             self.progress = Progress.from_checkpoint(meta["progress"])
             self.saved_env_steps = self.step
         counter = self.trainer.budget.counter
-        self.metrics = rundir.MetricsLogger(
+        self.metrics = MetricsLogger(
             self.path, resume=resume, step_key=counter, mirrors=self._mirrors(resume, counter)
         )
         self.last_eval: dict[str, float] = {}
         if resume:
             self.metrics.truncate_after(self.step)
-            logged = rundir.read_metrics(self.path)
+            logged = read_metrics(self.path)
             if logged and logged[-1].get(counter) == self.step:
                 # a finished run resumed reports its last evaluation, never an older one
                 self.last_eval = {k: v for k, v in logged[-1].items() if k.startswith("eval/")}
@@ -160,7 +163,7 @@ class Run:
         current = self.trainer.dataset_identity
         if saved is None or current is None or saved.get("sha256") == current.get("sha256"):
             return
-        raise rundir.RunDirError(
+        raise RunDirError(
             f"the dataset {current['path']} is not the one the run in {self.path} trained on "
             f"({saved.get('episodes')} episodes of {saved.get('episode_length')} transitions, "
             f"SHA-256 {str(saved.get('sha256'))[:12]}..., now {current['episodes']} of "
@@ -168,11 +171,11 @@ class Run:
             f"start a new run (--overwrite, or another run_dir)"
         )
 
-    def _mirrors(self, resume: bool, step_key: str = rundir.STEP_KEY) -> list[rundir.ScalarMirror]:
+    def _mirrors(self, resume: bool, step_key: str = STEP_KEY) -> list[ScalarMirror]:
         """Where the logged scalars go besides TensorBoard (``--wandb``), at ``step_key``."""
         if not self.config.wandb:
             return []
-        from contrastive_rl.wandb_mirror import WandbMirror
+        from contrastive_rl.runs.wandb_mirror import WandbMirror
 
         return [WandbMirror(self.config, self.path, resume, step_metric=step_key)]
 
@@ -337,7 +340,7 @@ class Run:
 
 def evaluate_run(path: str, episodes: int | None = None) -> dict[str, float]:
     """Re-evaluate the last checkpoint of the run in ``path`` (``crl eval``)."""
-    config = rundir.load_config(path)
+    config = load_config(path)
     if episodes is not None:
         config = dataclasses.replace(config, eval_episodes=episodes)
     trainer = Trainer(config, load_data=False)  # an offline run's dataset is not needed

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-from contrastive_rl.files import (
+from contrastive_rl.runs.files import (
     DATA_FILE,
     META_FILE,
     _remove_stray_temps,
@@ -220,7 +220,7 @@ def save_checkpoint(
 
     The previous checkpoint stays loadable until the new data file has replaced it.
     """
-    from contrastive_rl import __version__
+    from contrastive_rl.version import __version__
 
     directory = os.fspath(directory)
     os.makedirs(directory, exist_ok=True)

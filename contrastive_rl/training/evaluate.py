@@ -14,11 +14,16 @@ from typing import Any
 import jax
 import numpy as np
 
-from contrastive_rl.collect import episode_metrics, episode_seeds, observed_action, start_actors
+from contrastive_rl.actors.workers import UnrollRequest
+from contrastive_rl.agent.networks import Networks
 from contrastive_rl.config import Config
 from contrastive_rl.envs.base import EnvState, JaxEnv
-from contrastive_rl.networks import Networks
-from contrastive_rl.workers import UnrollRequest
+from contrastive_rl.training.collect import (
+    episode_metrics,
+    episode_seeds,
+    observed_action,
+    start_actors,
+)
 
 
 def evaluate_jax(

@@ -1,0 +1,146 @@
+"""Named settings applied over the defaults: per algorithm, per environment, named presets.
+
+``make_config`` applies them in this order: the algorithm's preset, the environment's settings
+(``env_settings``), the named preset, then explicit flags. Plain Python.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Env steps per env per iteration on CPU simulators unless set (divides every one of their
+# episode lengths: 50, 150, 700, 1000); throughput does not depend on it, the ant_umaze
+# learning comparison is to settle it (docs/actors.md, Measurements).
+HOST_UNROLL_LENGTH = 10
+
+
+# The original launcher's per-algorithm settings (lp_contrastive.py).
+ALGORITHM_PRESETS: dict[str, dict[str, Any]] = {
+    "contrastive_nce": {},
+    "contrastive_cpc": {},
+    "c_learning": {"twin_q": True},
+    "nce+c_learning": {"twin_q": True},
+    "gcbc": {},
+}
+
+# The original launcher's settings for every name containing 'image' (lp_contrastive.py), applied
+# after the algorithm preset and before the named preset and flags: a learned alpha with its
+# target entropy of 0 (not -|A|). Its 10 distributed actors are not copied into num_actors (here
+# worker processes on this machine's cores: the default of one per core). Its 16 SGD steps and
+# 16 prefetched batches per learner call are how often the learner was dispatched; the
+# update-to-data ratio stays the original's ~1 gradient step per env step (utd).
+IMAGE_SETTINGS: dict[str, Any] = {
+    "entropy_coefficient": None,
+    "target_entropy": 0.0,
+}
+# Tasks that store 64x64x3 images in the replay (Sawyer, Fetch): 250k transitions are 2.9 GiB,
+# where the default 1M (11.5 GiB) leaves no room on a 24 GiB machine for a checkpoint's copy.
+STORED_IMAGE_SETTINGS: dict[str, Any] = {"max_replay_size": 250_000}
+
+
+# The original launcher's settings for every name starting with 'offline_ant' (lp_contrastive.py),
+# here for every offline_* name: the actor sees only relabelled goals and clones the data's
+# actions a little; twin critics (the minimum for the actor); wider networks, a larger batch.
+# Its samples_per_insert/tolerance only let its learner run without actors: nothing to copy.
+OFFLINE_SETTINGS: dict[str, Any] = {
+    "random_goals": 0.0,
+    "bc_coef": 0.05,
+    "twin_q": True,
+    "batch_size": 1024,
+    "repr_dim": 16,
+    "hidden_layer_sizes": (1024, 1024),
+}
+
+
+def env_settings(env: str) -> dict[str, Any]:
+    """Per-environment settings: ``OFFLINE_SETTINGS`` for offline tasks, the launcher's
+    ``IMAGE_SETTINGS`` for image tasks, the unroll of CPU simulators (``HOST_UNROLL_LENGTH``)."""
+    from contrastive_rl.envs.registry import HOST_ENVS
+
+    if env.startswith("offline_"):
+        return dict(OFFLINE_SETTINGS)
+    settings: dict[str, Any] = {}
+    if env in HOST_ENVS:
+        settings["unroll_length"] = HOST_UNROLL_LENGTH
+    if "image" in env:
+        stored = env.endswith("_image")  # sawyer_*_image, fetch_*_image; point_image_* renders
+        settings.update(IMAGE_SETTINGS, **(STORED_IMAGE_SETTINGS if stored else {}))
+    return settings
+
+
+# Named presets, applied after the algorithm preset and before explicit flags.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The original's defaults: nothing to change.
+    "paper": {},
+    # The CPU quick check: `./run.sh`, contrastive_nce on point_FourRooms in under five minutes
+    # on a 2-core machine. Chosen by measurement (docs/results.md, "Quick check"): at 70.4k env
+    # steps seeds 0-2 reach 0.945, 0.865, 0.935 (median 0.935; 288 s of training for seed 0).
+    # Measured: batch 64 runs about twice the updates per second of batch 128 on a CPU and
+    # learned as well per update here; lr 1e-3 learns faster per
+    # update; a learned alpha with the usual SAC target entropy (-|A| = -2) keeps the tanh policy
+    # from saturating, so its actions keep following the critic near walls; standardised maze
+    # coordinates let the critic's first layer place its ReLU boundaries across the whole maze.
+    "quick": {
+        "steps": 70_400,
+        "batch_size": 64,
+        "learning_rate": 1e-3,
+        "actor_learning_rate": 1e-3,
+        "entropy_coefficient": None,
+        "target_entropy": -2.0,
+        "input_norm": True,
+        "eval_every": 10_000,
+    },
+    # The original's image settings, also applied by themselves to every *_image environment.
+    "image": IMAGE_SETTINGS,
+    # The original's offline settings, also applied by themselves to every offline_* name.
+    "offline": OFFLINE_SETTINGS,
+    # Offline tasks on a 2-core CPU (docs/offline.md), for offline_* names only: the offline
+    # settings (twin critics, repr 16, bc_coef 0.05, random_goals 0) with (256, 256) networks
+    # and batch 256. Chosen by measurement (benchmarks/throughput.py, offline_point_FourRooms,
+    # gradient steps/s under a shared load of 5-7): batch/hidden 1024/(1024, 1024) 0.8,
+    # 256/(512, 512) 11.6, 256/(256, 256) 24.2, 128/(128, 128) 40.1. On offline_point_FourRooms
+    # from `crl collect`'s 200k rows (seed 0, 100 evaluation episodes), 256/(256, 256) reached
+    # 0.84 success at 7.5k gradient steps and 0.96 at 20k (0.96-0.97 to 30k); 128/(128, 128)
+    # 0.63 at 7.5k, 0.83 at 15k, 0.88 at 20k, no sooner in wall time under that load; the
+    # untrained policy 0.10-0.16. lr 1e-3 and standardised maze coordinates are the quick
+    # preset's.
+    "offline_quick": {
+        "steps": 20_000,
+        "batch_size": 256,
+        "hidden_layer_sizes": (256, 256),
+        "learning_rate": 1e-3,
+        "actor_learning_rate": 1e-3,
+        "input_norm": True,
+        "eval_every": 2_500,
+        "eval_episodes": 100,
+    },
+    # Learning from pixels on a 2-core CPU (docs/images.md). The conv torsos dominate the update;
+    # 16x16 after pooling by 4 and batch 64 keep it at about 4-7 updates/s here. Pixels
+    # standardised by the mean image over the maze (--input_norm): without it the critic settled
+    # on constant logits; with it point_image_FourRooms reached 0.56 success after 1.6k updates
+    # and 0.84 after 7.7k (30 minutes on a shared CPU). lr 1e-3 and the learned alpha with target
+    # -|A| are the quick preset's; 16 envs x 10 steps keep iterations short.
+    "image_quick": {
+        "steps": 20_000,
+        "num_envs": 16,
+        "unroll_length": 10,
+        "batch_size": 64,
+        "image_pool": 4,
+        "learning_rate": 1e-3,
+        "actor_learning_rate": 1e-3,
+        "entropy_coefficient": None,
+        "target_entropy": -2.0,
+        "input_norm": True,
+        "eval_every": 5_000,
+        "eval_episodes": 100,
+    },
+    # The original's --debug: a smoke test of the installation.
+    "debug": {
+        "steps": 10_000,
+        "min_replay_size": 2_000,
+        "batch_size": 32,
+        "hidden_layer_sizes": (32, 32),
+        "eval_every": 5_000,
+        "eval_episodes": 100,
+    },
+}
