@@ -122,6 +122,31 @@ class Config:
         "mean image over the maze (else no effect)",
     )
     twin_q: bool = _f(False, "two independent critics (min for the actor)")
+    energy: str = _f(
+        "dot",
+        "critic energy f(phi, psi) of the contrastive algorithms: dot (the original), l2 "
+        "(-||phi-psi||^2), norm (-||phi-psi||), cosine (per-sample cosine / learned temperature)",
+    )
+    contrastive_loss: str = _f(
+        "",
+        "critic loss of the contrastive algorithms: binary_nce, forward_infonce, "
+        "backward_infonce, symmetric_infonce; empty = the algorithm's own (contrastive_nce: "
+        "binary_nce, contrastive_cpc: forward_infonce)",
+    )
+    logsumexp_penalty: float | None = _f(
+        None,
+        "coefficient c of the c * logsumexp^2 penalty of the contrastive loss; 'auto' = the "
+        "algorithm's own (contrastive_nce 0, contrastive_cpc 0.01)",
+    )
+    network: str = _f(
+        "mlp",
+        "actor and critic networks: mlp (the original's, hidden_layer_sizes) or residual "
+        "(Wang et al. 2025: stem + residual_depth/4 blocks of 4 x [Dense, LayerNorm, Swish])",
+    )
+    residual_depth: int = _f(
+        4, "network residual: Dense layers in the residual blocks, a multiple of 4 (4 per block)"
+    )
+    residual_width: int = _f(256, "network residual: width of the stem and of every block")
     random_goals: float = _f(0.5, "actor goals: 0 relabelled, 0.5 both halves, 1 shuffled")
     bc_coef: float = _f(0.0, "weight of the behaviour-cloning term in the actor loss, in [0,1]")
 
@@ -156,6 +181,15 @@ class Config:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+ENERGIES = ("dot", "l2", "norm", "cosine")  # contrastive_rl/energies.py
+CONTRASTIVE_LOSSES = ("binary_nce", "forward_infonce", "backward_infonce", "symmetric_infonce")
+# The algorithms whose critic loss is a contrastive loss on the B x B logits, with their own
+# (loss, logsumexp penalty): the defaults of contrastive_loss and logsumexp_penalty.
+CONTRASTIVE_LOSS_DEFAULTS: dict[str, tuple[str, float]] = {
+    "contrastive_nce": ("binary_nce", 0.0),
+    "contrastive_cpc": ("forward_infonce", 0.01),  # losses.CPC_LOGSUMEXP_COEF
+}
+NETWORKS = ("mlp", "residual")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 ACTORS = ("local", "ray")
 WANDB_MODES = ("auto", "online", "offline", "disabled")
@@ -306,6 +340,7 @@ FLOAT_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "target_entropy": (lambda x: True, "a number"),
     "random_goals": (lambda x: x in (0.0, 0.5, 1.0), "one of 0, 0.5, 1"),
     "bc_coef": (lambda x: 0.0 <= x <= 1.0, "in [0, 1]"),
+    "logsumexp_penalty": (lambda x: x >= 0, ">= 0 or 'auto'"),
     "utd": (lambda x: x > 0, "positive (gradient steps per env step)"),
     "checkpoint_every_s": (lambda x: x > 0, "positive"),
     "worker_timeout_s": (lambda x: x > 0, "positive"),
@@ -319,6 +354,7 @@ FLOAT32_FIELDS = (
     "entropy_coefficient",
     "target_entropy",
     "bc_coef",
+    "logsumexp_penalty",
 )
 
 
@@ -459,6 +495,7 @@ def validate(c: Config) -> None:
         )
     if c.alg in ("c_learning", "nce+c_learning") and not c.twin_q:
         raise ConfigError(f"{c.alg} needs twin critics (twin_q=True), as in the original")
+    _validate_critic_choices(c)
     if c.batch_size < 2:
         raise ConfigError(f"batch_size must be at least 2 (negatives), got {c.batch_size}")
     if c.batch_size > c.max_replay_size:
@@ -470,6 +507,78 @@ def validate(c: Config) -> None:
         raise ConfigError(
             f"min_replay_size ({c.min_replay_size}) exceeds max_replay_size ({c.max_replay_size})"
         )
+
+
+def contrastive_loss_choice(c: Config, alg: str | None = None) -> tuple[str, float]:
+    """``(loss, logsumexp penalty)`` of the contrastive algorithm ``alg`` (default ``c.alg``):
+    the fields, or the algorithm's own where they are unset (``CONTRASTIVE_LOSS_DEFAULTS``)."""
+    own_loss, own_penalty = CONTRASTIVE_LOSS_DEFAULTS[alg or c.alg]
+    penalty = own_penalty if c.logsumexp_penalty is None else c.logsumexp_penalty
+    return c.contrastive_loss or own_loss, penalty
+
+
+def _validate_critic_choices(c: Config) -> None:
+    """Energies, contrastive losses and the residual network (docs/algorithms.md)."""
+    if c.energy not in ENERGIES:
+        raise ConfigError(
+            f"unknown energy {c.energy!r}{closest(c.energy, list(ENERGIES))}; valid choices: "
+            f"{', '.join(ENERGIES)}"
+        )
+    if c.contrastive_loss and c.contrastive_loss not in CONTRASTIVE_LOSSES:
+        raise ConfigError(
+            f"unknown contrastive_loss {c.contrastive_loss!r}"
+            f"{closest(c.contrastive_loss, list(CONTRASTIVE_LOSSES))}; valid choices: "
+            f"{', '.join(CONTRASTIVE_LOSSES)} (or empty for the algorithm's own)"
+        )
+    chosen = [
+        name
+        for name, unset in (
+            ("energy", c.energy == "dot"),
+            ("contrastive_loss", not c.contrastive_loss),
+            ("logsumexp_penalty", c.logsumexp_penalty is None),
+        )
+        if not unset
+    ]
+    if chosen and c.alg not in CONTRASTIVE_LOSS_DEFAULTS:
+        why = (
+            "it trains no critic"
+            if c.alg == "gcbc"
+            else "its TD loss reads sigmoid(logit) as a probability, so it keeps the dot energy "
+            "and its own loss"
+        )
+        raise ConfigError(
+            f"{', '.join(chosen)} only applies to the contrastive algorithms "
+            f"({', '.join(CONTRASTIVE_LOSS_DEFAULTS)}); {c.alg} cannot use it: {why}"
+        )
+    if c.energy == "cosine" and c.repr_norm:
+        raise ConfigError(
+            "energy cosine already normalises phi and psi per sample and learns a temperature; "
+            "repr_norm would do it twice: leave one of them out"
+        )
+    if c.network not in NETWORKS:
+        raise ConfigError(
+            f"unknown network {c.network!r}{closest(c.network, list(NETWORKS))}; valid choices: "
+            f"{', '.join(NETWORKS)}"
+        )
+    if c.network == "residual":
+        if c.residual_depth <= 0 or c.residual_depth % 4:
+            raise ConfigError(
+                f"residual_depth must be a positive multiple of 4 (4 Dense layers per residual "
+                f"block), got {c.residual_depth}"
+            )
+        if c.residual_width <= 0:
+            raise ConfigError(f"residual_width must be positive, got {c.residual_width}")
+        if c.layer_norm:
+            raise ConfigError(
+                "layer_norm is an option of the mlp network; the residual network always has a "
+                "LayerNorm after every Dense layer: leave layer_norm out"
+            )
+    else:
+        for name in ("residual_depth", "residual_width"):
+            if getattr(c, name) != FIELDS[name].default:
+                raise ConfigError(
+                    f"{name} only applies with network 'residual' (got network {c.network!r})"
+                )
 
 
 def make_config(
