@@ -163,11 +163,8 @@ def contrastive_loss_on_logits(alg: str, config: Config) -> Callable[[jax.Array]
     algorithm's own (so those runs are the original's), else the chosen member of
     ``energies.CONTRASTIVE_LOSS_FNS`` with its penalty."""
     name, penalty = contrastive_loss_choice(config, alg)
-    own = {"contrastive_nce": ("binary_nce", 0.0, nce_loss)}
-    own["contrastive_cpc"] = ("forward_infonce", CPC_LOGSUMEXP_COEF, cpc_loss)
-    own_name, own_penalty, own_fn = own[alg]
-    if (name, penalty) == (own_name, own_penalty):
-        return own_fn
+    if (name, penalty) == CONTRASTIVE_LOSS_DEFAULTS[alg]:  # cpc's penalty: CPC_LOGSUMEXP_COEF
+        return {"contrastive_nce": nce_loss, "contrastive_cpc": cpc_loss}[alg]
     return contrastive_loss(name, penalty)
 
 

@@ -114,7 +114,9 @@ class Critic(nn.Module):
 
     ``twin`` adds a second, independent pair of encoders. ``repr_norm`` L2-normalises both
     representations and divides phi by ``exp(log_scale)``, one learned scalar (initialised to 0)
-    shared by the twins, as the original's top-level ``hk.get_parameter`` is.
+    shared by the twins, as the original's top-level ``hk.get_parameter`` is. ``energy`` other
+    than ``dot`` scores the pairs by ``energies.pairwise_energy``; ``residual`` builds the
+    encoders as residual networks (``residual.py``).
     """
 
     hidden: tuple[int, ...]
@@ -292,7 +294,8 @@ class Networks:
     def critic_diagonal(
         self, params: dict, state: jax.Array, action: jax.Array, goal: jax.Array
     ) -> jax.Array:
-        """``[B, n]``: each row's own logit ``phi(s_i, a_i) . psi(g_i)``, no B x B matrix."""
+        """``[B, n]``: each row's own logit ``phi(s_i, a_i) . psi(g_i)`` (or the critic's other
+        energy, ``energies.py``), no B x B matrix."""
         if self.critic.energy != "dot":
             state, goal = self._inputs(state, goal)
             return self.critic.apply(params, state, action, goal, method=Critic.diagonal)
