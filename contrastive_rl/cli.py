@@ -13,10 +13,17 @@ import json
 import signal
 import sys
 
-from contrastive_rl.config import FIELDS, ConfigError, closest, make_config
+from contrastive_rl.config import (
+    CONTRASTIVE_LOSSES,
+    ENERGIES,
+    FIELDS,
+    ConfigError,
+    closest,
+    make_config,
+)
 from contrastive_rl.errors import WorkerError
 from contrastive_rl.flags import add_config_flags
-from contrastive_rl.presets import PRESETS
+from contrastive_rl.presets import CONTRASTIVE_LOSS_DEFAULTS, PRESETS
 from contrastive_rl.runs.config_files import read_config_file
 
 # Exit statuses of `crl` (docs/resume.md); a run stopped by a signal exits 128 + its number
@@ -217,6 +224,15 @@ def command_list(args: argparse.Namespace) -> int:
     print("algorithms:")
     for name, alg in ALGORITHMS.items():
         print(f"  {name:28s} ready: {alg.summary}")
+    print(f"critic choices of {', '.join(CONTRASTIVE_LOSS_DEFAULTS)} (docs/algorithms.md):")
+    print(f"  {'--energy':28s} {', '.join(ENERGIES)} (default dot)")
+    losses = ", ".join(CONTRASTIVE_LOSSES)
+    print(f"  {'--contrastive_loss':28s} {losses} (default: the algorithm's own)")
+    print(f"  {'--logsumexp_penalty':28s} a coefficient >= 0 (default: the algorithm's own)")
+    print("networks (--network):")
+    print(f"  {'mlp':28s} the original's MLPs, hidden_layer_sizes (default)")
+    print(f"  {'residual':28s} residual blocks of 4 x [Dense, LayerNorm, Swish]: residual_depth")
+    print(f"  {'':28s} Dense layers in the blocks (a multiple of 4), residual_width wide")
     print("presets:")
     for name, values in PRESETS.items():
         shown = ", ".join(f"{k}={v}" for k, v in values.items()) or "the original's defaults"

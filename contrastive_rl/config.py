@@ -14,8 +14,17 @@ from typing import Any
 
 from contrastive_rl.envs.registry import closest
 from contrastive_rl.errors import ConfigError
-from contrastive_rl.presets import ALGORITHM_PRESETS, HOST_UNROLL_LENGTH, PRESETS, env_settings
-from contrastive_rl.validation import validate
+from contrastive_rl.presets import (
+    ALGORITHM_PRESETS,
+    CONTRASTIVE_LOSS_DEFAULTS,
+    HOST_UNROLL_LENGTH,
+    PRESETS,
+    env_settings,
+)
+
+# The critic choices, re-exported for the networks and `crl list` (layers that do not import
+# validation).
+from contrastive_rl.validation import CONTRASTIVE_LOSSES, ENERGIES, NETWORKS, validate  # noqa: F401
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -110,6 +119,31 @@ class Config:
         "mean image over the maze (else no effect)",
     )
     twin_q: bool = _f(False, "two independent critics (min for the actor)")
+    energy: str = _f(
+        "dot",
+        "critic energy f(phi, psi) of the contrastive algorithms: dot (the original), l2 "
+        "(-||phi-psi||^2), norm (-||phi-psi||), cosine (per-sample cosine / learned temperature)",
+    )
+    contrastive_loss: str = _f(
+        "",
+        "critic loss of the contrastive algorithms: binary_nce, forward_infonce, "
+        "backward_infonce, symmetric_infonce; empty = the algorithm's own (contrastive_nce: "
+        "binary_nce, contrastive_cpc: forward_infonce)",
+    )
+    logsumexp_penalty: float | None = _f(
+        None,
+        "coefficient c of the c * logsumexp^2 penalty of the contrastive loss; 'auto' = the "
+        "algorithm's own (contrastive_nce 0, contrastive_cpc 0.01)",
+    )
+    network: str = _f(
+        "mlp",
+        "actor and critic networks: mlp (the original's, hidden_layer_sizes) or residual "
+        "(Wang et al. 2025: stem + residual_depth/4 blocks of 4 x [Dense, LayerNorm, Swish])",
+    )
+    residual_depth: int = _f(
+        4, "network residual: Dense layers in the residual blocks, a multiple of 4 (4 per block)"
+    )
+    residual_width: int = _f(256, "network residual: width of the stem and of every block")
     random_goals: float = _f(0.5, "actor goals: 0 relabelled, 0.5 both halves, 1 shuffled")
     bc_coef: float = _f(0.0, "weight of the behaviour-cloning term in the actor loss, in [0,1]")
 
@@ -144,6 +178,14 @@ class Config:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def contrastive_loss_choice(c: Config, alg: str | None = None) -> tuple[str, float]:
+    """``(loss, logsumexp penalty)`` of the contrastive algorithm ``alg`` (default ``c.alg``):
+    the fields, or the algorithm's own where they are unset (``CONTRASTIVE_LOSS_DEFAULTS``)."""
+    own_loss, own_penalty = CONTRASTIVE_LOSS_DEFAULTS[alg or c.alg]
+    penalty = own_penalty if c.logsumexp_penalty is None else c.logsumexp_penalty
+    return c.contrastive_loss or own_loss, penalty
 
 
 def make_config(

@@ -22,6 +22,12 @@ ALGORITHM_PRESETS: dict[str, dict[str, Any]] = {
     "nce+c_learning": {"twin_q": True},
     "gcbc": {},
 }
+# The algorithms whose critic loss is a contrastive loss on the B x B logits, with their own
+# (loss, logsumexp penalty): the defaults of contrastive_loss and logsumexp_penalty.
+CONTRASTIVE_LOSS_DEFAULTS: dict[str, tuple[str, float]] = {
+    "contrastive_nce": ("binary_nce", 0.0),
+    "contrastive_cpc": ("forward_infonce", 0.01),  # losses.CPC_LOGSUMEXP_COEF
+}
 
 # The original launcher's settings for every name containing 'image' (lp_contrastive.py), applied
 # after the algorithm preset and before the named preset and flags: a learned alpha with its

@@ -6,6 +6,7 @@ bad value in milliseconds.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import struct
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from contrastive_rl.envs.registry import closest
 from contrastive_rl.errors import ConfigError
-from contrastive_rl.presets import ALGORITHM_PRESETS, PRESETS
+from contrastive_rl.presets import ALGORITHM_PRESETS, CONTRASTIVE_LOSS_DEFAULTS, PRESETS
 
 if TYPE_CHECKING:
     from contrastive_rl.config import Config
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 LR_SCHEDULES = ("constant", "linear", "cosine")
 ACTORS = ("local", "ray")
 WANDB_MODES = ("auto", "online", "offline", "disabled")
+ENERGIES = ("dot", "l2", "norm", "cosine")  # agent/energies.py
+CONTRASTIVE_LOSSES = ("binary_nce", "forward_infonce", "backward_infonce", "symmetric_infonce")
+NETWORKS = ("mlp", "residual")
 
 MAX_SEED = 2**32 - 1
 
@@ -36,6 +40,7 @@ FLOAT_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "target_entropy": (lambda x: True, "a number"),
     "random_goals": (lambda x: x in (0.0, 0.5, 1.0), "one of 0, 0.5, 1"),
     "bc_coef": (lambda x: 0.0 <= x <= 1.0, "in [0, 1]"),
+    "logsumexp_penalty": (lambda x: x >= 0, ">= 0 or 'auto'"),
     "utd": (lambda x: x > 0, "positive (gradient steps per env step)"),
     "checkpoint_every_s": (lambda x: x > 0, "positive"),
     "worker_timeout_s": (lambda x: x > 0, "positive"),
@@ -49,6 +54,7 @@ FLOAT32_FIELDS = (
     "entropy_coefficient",
     "target_entropy",
     "bc_coef",
+    "logsumexp_penalty",
 )
 
 
@@ -189,6 +195,7 @@ def validate(c: Config) -> None:
         )
     if c.alg in ("c_learning", "nce+c_learning") and not c.twin_q:
         raise ConfigError(f"{c.alg} needs twin critics (twin_q=True), as in the original")
+    _validate_critic_choices(c)
     if c.batch_size < 2:
         raise ConfigError(f"batch_size must be at least 2 (negatives), got {c.batch_size}")
     if c.batch_size > c.max_replay_size:
@@ -200,3 +207,68 @@ def validate(c: Config) -> None:
         raise ConfigError(
             f"min_replay_size ({c.min_replay_size}) exceeds max_replay_size ({c.max_replay_size})"
         )
+
+
+def _validate_critic_choices(c: Config) -> None:
+    """Energies, contrastive losses and the residual network (docs/algorithms.md)."""
+    if c.energy not in ENERGIES:
+        raise ConfigError(
+            f"unknown energy {c.energy!r}{closest(c.energy, list(ENERGIES))}; valid choices: "
+            f"{', '.join(ENERGIES)}"
+        )
+    if c.contrastive_loss and c.contrastive_loss not in CONTRASTIVE_LOSSES:
+        raise ConfigError(
+            f"unknown contrastive_loss {c.contrastive_loss!r}"
+            f"{closest(c.contrastive_loss, list(CONTRASTIVE_LOSSES))}; valid choices: "
+            f"{', '.join(CONTRASTIVE_LOSSES)} (or empty for the algorithm's own)"
+        )
+    chosen = [
+        name
+        for name, unset in (
+            ("energy", c.energy == "dot"),
+            ("contrastive_loss", not c.contrastive_loss),
+            ("logsumexp_penalty", c.logsumexp_penalty is None),
+        )
+        if not unset
+    ]
+    if chosen and c.alg not in CONTRASTIVE_LOSS_DEFAULTS:
+        why = (
+            "it trains no critic"
+            if c.alg == "gcbc"
+            else "its TD loss reads sigmoid(logit) as a probability, so it keeps the dot energy "
+            "and its own loss"
+        )
+        raise ConfigError(
+            f"{', '.join(chosen)} only applies to the contrastive algorithms "
+            f"({', '.join(CONTRASTIVE_LOSS_DEFAULTS)}); {c.alg} cannot use it: {why}"
+        )
+    if c.energy == "cosine" and c.repr_norm:
+        raise ConfigError(
+            "energy cosine already normalises phi and psi per sample and learns a temperature; "
+            "repr_norm would do it twice: leave one of them out"
+        )
+    if c.network not in NETWORKS:
+        raise ConfigError(
+            f"unknown network {c.network!r}{closest(c.network, list(NETWORKS))}; valid choices: "
+            f"{', '.join(NETWORKS)}"
+        )
+    if c.network == "residual":
+        if c.residual_depth <= 0 or c.residual_depth % 4:
+            raise ConfigError(
+                f"residual_depth must be a positive multiple of 4 (4 Dense layers per residual "
+                f"block), got {c.residual_depth}"
+            )
+        if c.residual_width <= 0:
+            raise ConfigError(f"residual_width must be positive, got {c.residual_width}")
+        if c.layer_norm:
+            raise ConfigError(
+                "layer_norm is an option of the mlp network; the residual network always has a "
+                "LayerNorm after every Dense layer: leave layer_norm out"
+            )
+    else:
+        defaults = {f.name: f.default for f in dataclasses.fields(c)}
+        for name in ("residual_depth", "residual_width"):
+            if getattr(c, name) != defaults[name]:
+                raise ConfigError(
+                    f"{name} only applies with network 'residual' (got network {c.network!r})"
+                )

@@ -15,8 +15,10 @@ import jax.numpy as jnp
 import optax
 
 from contrastive_rl.agent.algorithms import ALGORITHMS, Algorithm
+from contrastive_rl.agent.energies import contrastive_loss
 from contrastive_rl.agent.networks import Networks, log_prob, sample_action
-from contrastive_rl.config import Config
+from contrastive_rl.config import Config, contrastive_loss_choice
+from contrastive_rl.presets import CONTRASTIVE_LOSS_DEFAULTS
 from contrastive_rl.types import Batch
 
 Metrics = dict[str, jax.Array]
@@ -156,6 +158,17 @@ def _td_critic_loss(nets: Networks, config: Config, mix_in_nce: bool) -> CriticL
     return loss_fn
 
 
+def contrastive_loss_on_logits(alg: str, config: Config) -> Callable[[jax.Array], jax.Array]:
+    """The critic loss of a contrastive algorithm on its logits: ``nce_loss`` or ``cpc_loss``
+    themselves when ``config`` leaves ``contrastive_loss`` and ``logsumexp_penalty`` at the
+    algorithm's own (so those runs are the original's), else the chosen member of
+    ``energies.CONTRASTIVE_LOSS_FNS`` with its penalty."""
+    name, penalty = contrastive_loss_choice(config, alg)
+    if (name, penalty) == CONTRASTIVE_LOSS_DEFAULTS[alg]:  # cpc's penalty: CPC_LOGSUMEXP_COEF
+        return {"contrastive_nce": nce_loss, "contrastive_cpc": cpc_loss}[alg]
+    return contrastive_loss(name, penalty)
+
+
 def make_critic_loss(alg: str, nets: Networks, config: Config) -> CriticLoss:
     """``fn(critic_params, target_critic_params, actor_params, batch, key) -> (loss, metrics)``.
 
@@ -163,10 +176,8 @@ def make_critic_loss(alg: str, nets: Networks, config: Config) -> CriticLoss:
         ValueError: for ``gcbc`` (it trains no critic) or an unknown algorithm.
     """
     _algorithm(alg)
-    if alg == "contrastive_nce":
-        return _contrastive_critic_loss(nets, nce_loss)
-    if alg == "contrastive_cpc":
-        return _contrastive_critic_loss(nets, cpc_loss)
+    if alg in CONTRASTIVE_LOSS_DEFAULTS:
+        return _contrastive_critic_loss(nets, contrastive_loss_on_logits(alg, config))
     if alg == "c_learning":
         return _td_critic_loss(nets, config, mix_in_nce=False)
     if alg == "nce+c_learning":

@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import log_ndtr
 
+from contrastive_rl.agent.energies import diagonal_energy, pairwise_energy
+from contrastive_rl.agent.residual import ResidualMLP, ResidualSpec
 from contrastive_rl.config import Config
 from contrastive_rl.envs.spec import EnvSpec
 
@@ -112,7 +114,9 @@ class Critic(nn.Module):
 
     ``twin`` adds a second, independent pair of encoders. ``repr_norm`` L2-normalises both
     representations and divides phi by ``exp(log_scale)``, one learned scalar (initialised to 0)
-    shared by the twins, as the original's top-level ``hk.get_parameter`` is.
+    shared by the twins, as the original's top-level ``hk.get_parameter`` is. ``energy`` other
+    than ``dot`` scores the pairs by ``energies.pairwise_energy``; ``residual`` builds the
+    encoders as residual networks (``residual.py``).
     """
 
     hidden: tuple[int, ...]
@@ -123,6 +127,8 @@ class Critic(nn.Module):
     dtype: jnp.dtype = jnp.float32  # compute dtype of the encoders (bf16 option)
     image_shape: tuple[int, int, int] | None = None  # images: one torso for states and goals
     image_pool: int = 1
+    energy: str = "dot"  # energies.py; cosine adds a learned log_temperature
+    residual: ResidualSpec | None = None  # residual encoders (residual.py) instead of MLPs
 
     def setup(self) -> None:
         sizes = (*self.hidden, self.repr_dim)
@@ -130,13 +136,17 @@ class Critic(nn.Module):
             self.torso = AtariTorso(self.image_shape, self.image_pool, self.dtype)
         n = 2 if self.twin else 1
 
-        def encoder() -> MLP:
+        def encoder() -> nn.Module:
+            if self.residual is not None:
+                return ResidualMLP(self.residual, self.repr_dim, dtype=self.dtype)
             return MLP(sizes, glorot_uniform, layer_norm=self.layer_norm, dtype=self.dtype)
 
         self.sa_encoders = [encoder() for _ in range(n)]
         self.g_encoders = [encoder() for _ in range(n)]
         if self.repr_norm:
             self.log_scale = self.param("log_scale", nn.initializers.zeros, ())
+        if self.energy == "cosine":
+            self.log_temperature = self.param("log_temperature", nn.initializers.zeros, ())
 
     def representations(
         self, state: jax.Array, action: jax.Array, goal: jax.Array
@@ -156,7 +166,17 @@ class Critic(nn.Module):
     def __call__(self, state: jax.Array, action: jax.Array, goal: jax.Array) -> jax.Array:
         """Logits ``[B, B, n]``: row i = (s_i, a_i), column j = goal g_j, k = critic."""
         phi, psi = self.representations(state, action, goal)
+        if self.energy != "dot":
+            return pairwise_energy(phi, psi, self.energy, self._log_temperature())
         return jnp.einsum("ikd,jkd->ijk", phi, psi)
+
+    def _log_temperature(self) -> jax.Array | None:
+        return self.log_temperature if self.energy == "cosine" else None
+
+    def diagonal(self, state: jax.Array, action: jax.Array, goal: jax.Array) -> jax.Array:
+        """``[B, n]``: each row's own logit ``f(phi(s_i, a_i), psi(g_i))`` under the energy."""
+        phi, psi = self.representations(state, action, goal)
+        return diagonal_energy(phi, psi, self.energy, self._log_temperature())
 
 
 class Actor(nn.Module):
@@ -167,6 +187,7 @@ class Actor(nn.Module):
     dtype: jnp.dtype = jnp.float32  # compute dtype of the torso (bf16 option)
     image_shape: tuple[int, int, int] | None = None  # images: own conv torso on state ++ goal
     image_pool: int = 1
+    residual: ResidualSpec | None = None  # a residual torso (residual.py) instead of the MLP
 
     @nn.compact
     def __call__(self, state: jax.Array, goal: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -183,7 +204,10 @@ class Actor(nn.Module):
             )
             stack = stack.reshape(*stack.shape[:-3], -1)
             x = AtariTorso((h, w, 2 * c), self.image_pool, self.dtype, name="image_torso")(stack)
-        torso = MLP(tuple(self.hidden), lecun_uniform, True, dtype=self.dtype, name="torso")
+        if self.residual is not None:
+            torso = ResidualMLP(self.residual, dtype=self.dtype, name="torso")
+        else:
+            torso = MLP(tuple(self.hidden), lecun_uniform, True, dtype=self.dtype, name="torso")
         x = torso(x).astype(jnp.float32)  # the distribution's head stays float32
         zeros = nn.initializers.zeros
         loc = nn.Dense(self.action_dim, kernel_init=lecun_uniform, bias_init=zeros, name="loc")(x)
@@ -270,7 +294,11 @@ class Networks:
     def critic_diagonal(
         self, params: dict, state: jax.Array, action: jax.Array, goal: jax.Array
     ) -> jax.Array:
-        """``[B, n]``: each row's own logit ``phi(s_i, a_i) . psi(g_i)``, no B x B matrix."""
+        """``[B, n]``: each row's own logit ``phi(s_i, a_i) . psi(g_i)`` (or the critic's other
+        energy, ``energies.py``), no B x B matrix."""
+        if self.critic.energy != "dot":
+            state, goal = self._inputs(state, goal)
+            return self.critic.apply(params, state, action, goal, method=Critic.diagonal)
         phi, psi = self.critic_representations(params, state, action, goal)
         return jnp.sum(phi * psi, axis=-1)
 
@@ -298,6 +326,11 @@ def make_networks(spec: EnvSpec, config: Config) -> Networks:
     hidden = tuple(config.hidden_layer_sizes)
     dtype = COMPUTE_DTYPES[config.precision]
     image = {"image_shape": spec.image_shape, "image_pool": config.image_pool}
+    residual = (
+        ResidualSpec(config.residual_depth, config.residual_width)
+        if config.network == "residual"
+        else None
+    )
     critic = Critic(
         hidden=hidden,
         repr_dim=config.repr_dim,
@@ -305,9 +338,13 @@ def make_networks(spec: EnvSpec, config: Config) -> Networks:
         repr_norm=config.repr_norm,
         layer_norm=config.layer_norm,
         dtype=dtype,
+        energy=config.energy,
+        residual=residual,
         **image,
     )
-    actor = Actor(hidden=hidden, action_dim=spec.action_dim, dtype=dtype, **image)
+    actor = Actor(
+        hidden=hidden, action_dim=spec.action_dim, dtype=dtype, residual=residual, **image
+    )
     return Networks(critic=critic, actor=actor, spec=spec, input_norm=config.input_norm)
 
 
