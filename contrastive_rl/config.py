@@ -167,6 +167,22 @@ ALGORITHM_PRESETS: dict[str, dict[str, Any]] = {
     "c_learning": {"twin_q": True},
     "nce+c_learning": {"twin_q": True},
     "gcbc": {},
+    # TD InfoNCE, the authors' online settings (td_infonce/config.py, lp_td_infonce.py): twin
+    # critics, normalised 16-d representations, four 512 layers, actor lr 5e-5, the actor on
+    # random goals only.
+    "td_infonce": {
+        "twin_q": True,
+        "repr_norm": True,
+        "repr_dim": 16,
+        "hidden_layer_sizes": (512, 512, 512, 512),
+        "actor_learning_rate": 5e-5,
+        "random_goals": 1.0,
+    },
+}
+# Per-algorithm settings for offline_* names, applied after OFFLINE_SETTINGS: TD InfoNCE's
+# launcher clones with bc_coef 0.2 and widens to four 1024 layers.
+ALGORITHM_OFFLINE_SETTINGS: dict[str, dict[str, Any]] = {
+    "td_infonce": {"bc_coef": 0.2, "hidden_layer_sizes": (1024, 1024, 1024, 1024)},
 }
 
 # The original launcher's settings for every name containing 'image' (lp_contrastive.py), applied
@@ -479,7 +495,8 @@ def make_config(
     **overrides: Any,
 ) -> Config:
     """Resolve a config: defaults, then the algorithm's preset, the environment's settings
-    (``env_settings``), the named preset, the overrides.
+    (``env_settings``, then ``ALGORITHM_OFFLINE_SETTINGS`` offline), the named preset, the
+    overrides.
 
     Raises:
         ConfigError: for an unknown name or field, or a value that cannot run.
@@ -495,6 +512,8 @@ def make_config(
     values: dict[str, Any] = {"env": env, "alg": alg, "preset": preset}
     values.update(ALGORITHM_PRESETS[alg])
     values.update(env_settings(env))
+    if env.startswith("offline_"):
+        values.update(ALGORITHM_OFFLINE_SETTINGS.get(alg, {}))
     values.update(PRESETS[preset])
     values.update(overrides)
     if values.get("dataset"):  # a run resumed from another directory finds the same file
