@@ -97,6 +97,10 @@ class MazeGrid:
                 table[cell + target] = best
         return table
 
+    def distances_from(self, cell: tuple[int, int]) -> np.ndarray:
+        """``[H, W]``: BFS steps (4-connected free cells) from ``cell``; -1 where unreachable."""
+        return self._distances(tuple(cell))
+
     def _neighbours(self, cell: tuple[int, int]) -> list[tuple[int, int]]:
         r, c = cell
         h, w = self.walls.shape
