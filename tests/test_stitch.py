@@ -85,3 +85,69 @@ def test_where_no_cell_is_four_steps_away_the_farthest_cells_are_the_goals():
 def test_stitch_is_refused_for_antmaze(tmp_path):
     with pytest.raises(DatasetError, match="point-maze"):
         collect(CollectOptions("offline_ant_umaze", str(tmp_path / "x.hdf5"), stitch=True))
+
+
+# -- the stitch tasks: evaluation on far pairs ----------------------------------------------------
+
+
+def test_stitch_tasks_evaluate_on_pairs_no_segment_joins():
+    import jax
+
+    from contrastive_rl.envs import make_env
+    from contrastive_rl.envs.point_stitch import STITCH_EVAL_CELLS, FarGoalPointMaze
+
+    env = make_env("offline_point_FourRooms_stitch")
+    assert isinstance(env, FarGoalPointMaze) and env.spec.episode_length == 50
+    grid = point_grid("FourRooms")
+    first = jax.vmap(env.reset)(jax.random.split(jax.random.key(0), 500))
+    starts, goals = np.asarray(first.state), np.asarray(first.goal)
+    assert not np.any(grid.in_wall(starts)) and not np.any(grid.in_wall(goals))
+    # written out: from the start cell, the fewest BFS steps to any free cell holding a point
+    # within the success distance (2.0) of the goal's cell, by a fine grid of points in each cell
+    ticks = (np.arange(8) + 0.5) / 8
+    points = np.stack(np.meshgrid(ticks, ticks, indexing="ij"), -1).reshape(-1, 2)
+    for start, goal in zip(grid.cell_of(starts[:40]), grid.cell_of(goals[:40]), strict=True):
+        steps = grid.distances_from(tuple(start))
+        goal_points = goal + points
+        reach = min(
+            steps[tuple(c)]
+            for c in grid.free_cells
+            if np.min(np.linalg.norm((c + points)[:, None] - goal_points[None], axis=-1)) < 2.0
+        )
+        assert reach >= STITCH_EVAL_CELLS
+    assert np.all(np.linalg.norm(starts - goals, axis=-1) > 2.0)  # no success at the start
+    with pytest.raises(ValueError, match="no start-goal pair.*valid: Cross, FourRooms"):
+        FarGoalPointMaze("Small")
+
+
+def test_collecting_for_a_stitch_task_makes_stitch_segments(tmp_path):
+    by_name, by_flag = str(tmp_path / "a.hdf5"), str(tmp_path / "b.hdf5")
+    meta = collect(CollectOptions("offline_point_U_stitch", by_name, steps=64 * 13, num_envs=64))
+    collect(CollectOptions("offline_point_U", by_flag, steps=64 * 13, num_envs=64, stitch=True))
+    assert meta["env"] == "offline_point_U_stitch" and meta["stitch_cells"] == 4
+    for a, b in zip(_episodes(by_name), _episodes(by_flag), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_offline_stitch_task_trains_and_evaluates(tmp_path):
+    from contrastive_rl import rundir
+    from contrastive_rl.api import train
+    from contrastive_rl.config import make_config
+
+    data = str(tmp_path / "stitch.hdf5")
+    collect(CollectOptions("offline_point_FourRooms_stitch", data, steps=256 * 13, num_envs=256))
+    config = make_config(
+        "offline_point_FourRooms_stitch",
+        alg="td_infonce",
+        dataset=data,
+        steps=64,
+        batch_size=32,
+        hidden_layer_sizes=(16, 16),
+        repr_dim=8,
+        eval_every=64,
+        eval_episodes=10,
+    )
+    result = train(config, str(tmp_path / "run"), progress_bar=False)
+    record = rundir.read_metrics(str(tmp_path / "run"))[-1]
+    assert record["grad_steps"] == 64 and np.isfinite(record["train/critic_loss"])
+    assert 0.0 <= result["eval/success"] <= 1.0 and record["eval/init_dist"] > 2.0

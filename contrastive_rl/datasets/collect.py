@@ -195,6 +195,9 @@ def _collect_point(options: CollectOptions) -> tuple[dict[str, np.ndarray], dict
     from contrastive_rl.envs.point import PointMaze
 
     maze = options.env.removeprefix("offline_point_")
+    if maze.endswith("_stitch"):  # the stitch tasks' datasets are stitch segments
+        maze = maze.removesuffix("_stitch")
+        options = dataclasses.replace(options, stitch=True)
     env = PointMaze(maze)
     grid = point_grid(maze)
     default_length = STITCH_EPISODE_LENGTH if options.stitch else env.spec.episode_length

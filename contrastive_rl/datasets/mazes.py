@@ -152,7 +152,7 @@ def maze_grid(env: str) -> MazeGrid | None:
     """The grid of the maze an (offline) task ``env`` lives in; None for mazeless tasks."""
     name = env.removeprefix("offline_")
     if name.startswith("point_") and "image" not in name:
-        return point_grid(name.removeprefix("point_"))
+        return point_grid(name.removeprefix("point_").removesuffix("_stitch"))
     if name.startswith("ant_"):
         from contrastive_rl.envs.ant_model import OFFLINE_ANT_TASKS
 
