@@ -127,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the dataset is the same for any number)",
     )
     collect.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    collect.add_argument(
+        "--stitch",
+        action="store_true",
+        help="point mazes: short segments, each from a random free cell to a goal 4 cells away "
+        "(OGBench's stitch datasets; 12 steps per episode unless --episode-length)",
+    )
 
     commands.add_parser(
         "list", help="environments, algorithms and presets with their status", allow_abbrev=False
@@ -206,6 +212,7 @@ def command_collect(args: argparse.Namespace) -> int:
         num_envs=args.num_envs,
         workers=args.workers,
         overwrite=args.overwrite,
+        stitch=args.stitch,
     )
     metadata = collect(options)
     print(json.dumps({"out": args.out, **metadata}, indent=1))

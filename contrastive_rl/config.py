@@ -15,6 +15,7 @@ from typing import Any
 from contrastive_rl.envs.registry import closest
 from contrastive_rl.errors import ConfigError
 from contrastive_rl.presets import (
+    ALGORITHM_OFFLINE_SETTINGS,
     ALGORITHM_PRESETS,
     CONTRASTIVE_LOSS_DEFAULTS,
     HOST_UNROLL_LENGTH,
@@ -195,7 +196,8 @@ def make_config(
     **overrides: Any,
 ) -> Config:
     """Resolve a config: defaults, then the algorithm's preset, the environment's settings
-    (``env_settings``), the named preset, the overrides.
+    (``env_settings``, then ``ALGORITHM_OFFLINE_SETTINGS`` offline), the named preset, the
+    overrides.
 
     Raises:
         ConfigError: for an unknown name or field, or a value that cannot run.
@@ -211,6 +213,8 @@ def make_config(
     values: dict[str, Any] = {"env": env, "alg": alg, "preset": preset}
     values.update(ALGORITHM_PRESETS[alg])
     values.update(env_settings(env))
+    if env.startswith("offline_"):
+        values.update(ALGORITHM_OFFLINE_SETTINGS.get(alg, {}))
     values.update(PRESETS[preset])
     values.update(overrides)
     if values.get("dataset"):  # a run resumed from another directory finds the same file

@@ -21,6 +21,22 @@ ALGORITHM_PRESETS: dict[str, dict[str, Any]] = {
     "c_learning": {"twin_q": True},
     "nce+c_learning": {"twin_q": True},
     "gcbc": {},
+    # TD InfoNCE, the authors' online settings (td_infonce/config.py, lp_td_infonce.py): twin
+    # critics, normalised 16-d representations, four 512 layers, actor lr 5e-5, the actor on
+    # random goals only.
+    "td_infonce": {
+        "twin_q": True,
+        "repr_norm": True,
+        "repr_dim": 16,
+        "hidden_layer_sizes": (512, 512, 512, 512),
+        "actor_learning_rate": 5e-5,
+        "random_goals": 1.0,
+    },
+}
+# Per-algorithm settings for offline_* names, applied after OFFLINE_SETTINGS: TD InfoNCE's
+# launcher clones with bc_coef 0.2 and widens to four 1024 layers.
+ALGORITHM_OFFLINE_SETTINGS: dict[str, dict[str, Any]] = {
+    "td_infonce": {"bc_coef": 0.2, "hidden_layer_sizes": (1024, 1024, 1024, 1024)},
 }
 # The algorithms whose critic loss is a contrastive loss on the B x B logits, with their own
 # (loss, logsumexp penalty): the defaults of contrastive_loss and logsumexp_penalty.

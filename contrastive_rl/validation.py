@@ -232,11 +232,13 @@ def _validate_critic_choices(c: Config) -> None:
         if not unset
     ]
     if chosen and c.alg not in CONTRASTIVE_LOSS_DEFAULTS:
-        why = (
-            "it trains no critic"
-            if c.alg == "gcbc"
-            else "its TD loss reads sigmoid(logit) as a probability, so it keeps the dot energy "
-            "and its own loss"
+        why = {
+            "gcbc": "it trains no critic",
+            "td_infonce": "its TD loss is a softmax over candidate futures of its own",
+        }.get(
+            c.alg,
+            "its TD loss reads sigmoid(logit) as a probability, so it keeps the dot energy "
+            "and its own loss",
         )
         raise ConfigError(
             f"{', '.join(chosen)} only applies to the contrastive algorithms "

@@ -123,8 +123,13 @@ def test_algorithm_registry():
         "c_learning",
         "nce+c_learning",
         "gcbc",
+        "td_infonce",
     }
-    assert [a for a, x in ALGORITHMS.items() if x.uses_target] == ["c_learning", "nce+c_learning"]
+    assert [a for a, x in ALGORITHMS.items() if x.uses_target] == [
+        "c_learning",
+        "nce+c_learning",
+        "td_infonce",
+    ]
     assert [a for a, x in ALGORITHMS.items() if not x.trains_critic] == ["gcbc"]
     assert all(x.summary for x in ALGORITHMS.values())
 

@@ -16,7 +16,7 @@ from contrastive_rl.api import train  # noqa: E402
 from contrastive_rl.cli import main  # noqa: E402
 from contrastive_rl.config import ConfigError, make_config  # noqa: E402
 from contrastive_rl.datasets import load_training_data  # noqa: E402
-from contrastive_rl.datasets.mazes import ant_grid, point_grid  # noqa: E402
+from contrastive_rl.envs.mazes import ant_grid, point_grid  # noqa: E402
 from contrastive_rl.errors import RunDirError  # noqa: E402
 from contrastive_rl.experiments.collect import CollectOptions, collect  # noqa: E402
 from contrastive_rl.presets import OFFLINE_SETTINGS  # noqa: E402

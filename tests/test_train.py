@@ -257,7 +257,8 @@ def test_resume_refuses_a_config_json_that_differs_from_the_checkpoint(trainer, 
 
 
 @pytest.mark.parametrize(
-    "alg", ["contrastive_nce", "contrastive_cpc", "c_learning", "nce+c_learning", "gcbc"]
+    "alg",
+    ["contrastive_nce", "contrastive_cpc", "c_learning", "nce+c_learning", "gcbc", "td_infonce"],
 )
 def test_every_algorithm_trains_without_nan(alg):
     config = tiny(alg=alg, steps=1_000, env="point_FourRooms")

@@ -1,4 +1,5 @@
-"""The algorithms of the original: what each trains, read by the learner and ``crl list``.
+"""The algorithms, the original's five and TD InfoNCE: what each trains, read by the learner
+and ``crl list``.
 
 Plain Python, so the command line can list them without importing JAX; their losses live in
 ``losses.py``.
@@ -18,6 +19,7 @@ class Algorithm:
     trains_critic: bool = True
     uses_target: bool = False  # a Polyak target critic enters the critic loss (TD losses)
     needs_twin: bool = False  # the original requires twin critics
+    critic_sees_goal: bool = False  # phi(s, a, g) . psi(s_f): a GoalCritic (TD InfoNCE)
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -38,5 +40,11 @@ ALGORITHMS: dict[str, Algorithm] = {
             needs_twin=True,
         ),
         Algorithm("gcbc", "goal-conditioned behaviour cloning (no critic)", trains_critic=False),
+        Algorithm(
+            "td_infonce",
+            "TD InfoNCE: softmax critic phi(s,a,g).psi(s_f), TD target over future candidates",
+            uses_target=True,
+            critic_sees_goal=True,
+        ),
     ]
 }

@@ -17,6 +17,7 @@ import optax
 from contrastive_rl.agent.algorithms import ALGORITHMS, Algorithm
 from contrastive_rl.agent.energies import contrastive_loss
 from contrastive_rl.agent.networks import Networks, log_prob, sample_action
+from contrastive_rl.agent.td_infonce import make_td_infonce_actor_loss, make_td_infonce_critic_loss
 from contrastive_rl.config import Config, contrastive_loss_choice
 from contrastive_rl.presets import CONTRASTIVE_LOSS_DEFAULTS
 from contrastive_rl.types import Batch
@@ -182,6 +183,8 @@ def make_critic_loss(alg: str, nets: Networks, config: Config) -> CriticLoss:
         return _td_critic_loss(nets, config, mix_in_nce=False)
     if alg == "nce+c_learning":
         return _td_critic_loss(nets, config, mix_in_nce=True)
+    if alg == "td_infonce":
+        return make_td_infonce_critic_loss(nets, config)
     raise ValueError(f"algorithm {alg!r} trains no critic, so it has no critic loss")
 
 
@@ -244,6 +247,8 @@ def make_actor_loss(alg: str, nets: Networks, config: Config) -> ActorLoss:
     Critic-based algorithms maximise the critic's logit (SAC-style, optional entropy and BC
     terms); ``gcbc`` maximises the likelihood of the data actions.
     """
+    if alg == "td_infonce":  # log-softmax of its own goal among the batch's (td_infonce.py)
+        return make_td_infonce_actor_loss(nets, config)
     if _algorithm(alg).trains_critic:
         return _critic_actor_loss(nets, config)
     return _gcbc_actor_loss(nets)

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import log_ndtr
 
+from contrastive_rl.agent.algorithms import ALGORITHMS
 from contrastive_rl.agent.energies import diagonal_energy, pairwise_energy
 from contrastive_rl.agent.residual import ResidualMLP, ResidualSpec
 from contrastive_rl.config import Config
@@ -179,6 +180,67 @@ class Critic(nn.Module):
         return diagonal_energy(phi, psi, self.energy, self._log_temperature())
 
 
+GOAL_CRITIC_TEMPERATURE = 1.0  # the authors' repr_norm_temp (td_infonce/config.py)
+
+
+class GoalCritic(nn.Module):
+    """TD InfoNCE's critic: ``logits[i, j, k] = phi_k(s_i, a_i, g_i) . psi_k(f_j)``.
+
+    phi also sees the commanded goal g, so the logits score futures f of the goal-conditioned
+    policy; ``future`` defaults to ``goal`` (the actor's matrix, goal j as row i's candidate).
+    ``repr_norm`` L2-normalises both representations at the authors' fixed temperature
+    (``GOAL_CRITIC_TEMPERATURE``), not the learned one of ``Critic``.
+    """
+
+    hidden: tuple[int, ...]
+    repr_dim: int
+    twin: bool = False
+    repr_norm: bool = False
+    layer_norm: bool = False
+    dtype: jnp.dtype = jnp.float32
+    image_shape: tuple[int, int, int] | None = None
+    image_pool: int = 1
+    residual: ResidualSpec | None = None  # residual encoders (residual.py) instead of MLPs
+
+    def setup(self) -> None:
+        sizes = (*self.hidden, self.repr_dim)
+        if self.image_shape is not None:
+            self.torso = AtariTorso(self.image_shape, self.image_pool, self.dtype)
+        n = 2 if self.twin else 1
+
+        def encoder() -> nn.Module:
+            if self.residual is not None:
+                return ResidualMLP(self.residual, self.repr_dim, dtype=self.dtype)
+            return MLP(sizes, glorot_uniform, layer_norm=self.layer_norm, dtype=self.dtype)
+
+        self.sag_encoders = [encoder() for _ in range(n)]
+        self.f_encoders = [encoder() for _ in range(n)]
+
+    def representations(
+        self, state: jax.Array, action: jax.Array, goal: jax.Array, future: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        """``(phi [B, n, repr_dim], psi [F, n, repr_dim])``; F rows of ``future`` (or ``goal``)."""
+        same = future is None
+        future = goal if same else future
+        if self.image_shape is not None:
+            state, goal = self.torso(state), self.torso(goal)
+            future = goal if same else self.torso(future)
+        sag = jnp.concatenate([state, action.astype(state.dtype), goal], axis=-1)
+        phi = jnp.stack([enc(sag) for enc in self.sag_encoders], axis=-2).astype(jnp.float32)
+        psi = jnp.stack([enc(future) for enc in self.f_encoders], axis=-2).astype(jnp.float32)
+        if self.repr_norm:
+            phi = _l2_normalise(phi) / GOAL_CRITIC_TEMPERATURE
+            psi = _l2_normalise(psi)
+        return phi, psi
+
+    def __call__(
+        self, state: jax.Array, action: jax.Array, goal: jax.Array, future: jax.Array | None = None
+    ) -> jax.Array:
+        """Logits ``[B, F, n]``: row i = (s_i, a_i, g_i), column j = future f_j, k = critic."""
+        phi, psi = self.representations(state, action, goal, future)
+        return jnp.einsum("ikd,jkd->ijk", phi, psi)
+
+
 class Actor(nn.Module):
     """Tanh-Gaussian policy parameters ``(loc, scale)`` for the observation ``[state ; goal]``."""
 
@@ -267,7 +329,7 @@ def log_prob(loc: jax.Array, scale: jax.Array, action: jax.Array) -> jax.Array:
 class Networks:
     """The critic and actor modules of one run, with the environment spec they were built for."""
 
-    critic: Critic
+    critic: Critic | GoalCritic  # GoalCritic for algorithms whose critic sees the goal
     actor: Actor
     spec: EnvSpec
     input_norm: bool = False  # standardise states and goals by the spec's known extent
@@ -307,7 +369,17 @@ class Networks:
     ) -> tuple[jax.Array, jax.Array]:
         """``(phi, psi)``, each ``[B, n, repr_dim]``, for diagnostics."""
         state, goal = self._inputs(state, goal)
-        return self.critic.apply(params, state, action, goal, method=Critic.representations)
+        return self.critic.apply(
+            params, state, action, goal, method=type(self.critic).representations
+        )
+
+    def goal_critic_logits(
+        self, params: dict, state: jax.Array, action: jax.Array, goal: jax.Array, future: jax.Array
+    ) -> jax.Array:
+        """``[B, F, n]`` logits ``phi(s_i, a_i, g_i) . psi(f_j)`` of a ``GoalCritic``."""
+        _, future = self._inputs(state, future)
+        state, goal = self._inputs(state, goal)
+        return self.critic.apply(params, state, action, goal, future)
 
     def policy(
         self, params: dict, state: jax.Array, goal: jax.Array
@@ -331,17 +403,20 @@ def make_networks(spec: EnvSpec, config: Config) -> Networks:
         if config.network == "residual"
         else None
     )
-    critic = Critic(
-        hidden=hidden,
-        repr_dim=config.repr_dim,
-        twin=config.twin_q,
-        repr_norm=config.repr_norm,
-        layer_norm=config.layer_norm,
-        dtype=dtype,
-        energy=config.energy,
-        residual=residual,
+    common = {
+        "hidden": hidden,
+        "repr_dim": config.repr_dim,
+        "twin": config.twin_q,
+        "repr_norm": config.repr_norm,
+        "layer_norm": config.layer_norm,
+        "dtype": dtype,
+        "residual": residual,
         **image,
-    )
+    }
+    if ALGORITHMS[config.alg].critic_sees_goal:  # the dot energy (validation refuses others)
+        critic: Critic | GoalCritic = GoalCritic(**common)
+    else:
+        critic = Critic(**common, energy=config.energy)
     actor = Actor(
         hidden=hidden, action_dim=spec.action_dim, dtype=dtype, residual=residual, **image
     )

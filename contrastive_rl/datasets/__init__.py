@@ -118,7 +118,7 @@ def check_episodes(episodes: Episodes, spec: EnvSpec, env: str) -> None:
 
 def check_maze(states: np.ndarray, spec: EnvSpec, env: str, path: str) -> None:
     """Positions must lie in the task's maze: inside its extent and (almost) never in a wall."""
-    from contrastive_rl.datasets.mazes import maze_grid
+    from contrastive_rl.envs.mazes import maze_grid
 
     grid = maze_grid(env)
     if grid is None:

@@ -26,6 +26,7 @@ from contrastive_rl.envs.registry import (
     OFFLINE_ANT_ENVS,
     OFFLINE_ENVS,
     OFFLINE_POINT_ENVS,
+    OFFLINE_POINT_STITCH_ENVS,
     PLANNED,
     POINT_ENVS,
     POINT_IMAGE_ENVS,
@@ -62,6 +63,10 @@ def make_env(name: str, backend: str = "auto") -> Any:
     problem = requirements_error(name, kind)
     if problem:
         raise ValueError(problem)
+    if kind == "jax" and name in OFFLINE_POINT_STITCH_ENVS:  # far start-goal pairs only
+        from contrastive_rl.envs.point_stitch import FarGoalPointMaze
+
+        return FarGoalPointMaze(name.removeprefix("offline_point_").removesuffix("_stitch"))
     if kind == "jax" and name in OFFLINE_POINT_ENVS:  # evaluated in the point maze itself
         from contrastive_rl.envs.point import PointMaze
 
@@ -108,6 +113,7 @@ __all__ = [
     "OFFLINE_ANT_ENVS",
     "OFFLINE_ENVS",
     "OFFLINE_POINT_ENVS",
+    "OFFLINE_POINT_STITCH_ENVS",
     "PLANNED",
     "POINT_ENVS",
     "POINT_IMAGE_ENVS",

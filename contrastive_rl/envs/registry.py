@@ -34,7 +34,11 @@ OFFLINE_ANT_DATASETS = (
 )
 OFFLINE_ANT_ENVS = [f"offline_ant_{d}" for d in OFFLINE_ANT_DATASETS]
 OFFLINE_POINT_ENVS = [f"offline_{name}" for name in POINT_ENVS]
-OFFLINE_ENVS = OFFLINE_POINT_ENVS + OFFLINE_ANT_ENVS
+# Stitch tasks: datasets of short segments (``crl collect --stitch``), evaluated on start-goal
+# pairs far apart (envs/point_stitch.py); every point maze but the open 4 x 4 Small.
+POINT_STITCH_MAZES = ("Cross", "FourRooms", "U", "Spiral11x11", "Maze11x11")
+OFFLINE_POINT_STITCH_ENVS = [f"offline_point_{m}_stitch" for m in POINT_STITCH_MAZES]
+OFFLINE_ENVS = OFFLINE_POINT_ENVS + OFFLINE_POINT_STITCH_ENVS + OFFLINE_ANT_ENVS
 
 # Host environments (stepped on the CPU in worker processes): name -> "module:factory"; the
 # factory takes the name and returns a HostEnv.
@@ -53,6 +57,7 @@ BACKENDS: dict[str, tuple[str, ...]] = {
     **{name: ("mujoco", "mjx") for name in ANT_ENVS},
     **{name: ("mujoco",) for name in MUJOCO_IMAGE_ENVS},
     **{name: ("jax",) for name in OFFLINE_POINT_ENVS},
+    **{name: ("jax",) for name in OFFLINE_POINT_STITCH_ENVS},
     **{name: ("mujoco",) for name in OFFLINE_ANT_ENVS},
 }
 BACKEND_CHOICES = ("auto", "jax", "mujoco", "mjx")

@@ -10,7 +10,9 @@ row's action is computed but never executed, as D4RL's generator) or OGBench's (
 
 * Point mazes (``offline_point_*``): a scripted navigator, action = the direction to the waypoint
   (full speed beyond one cell) plus N(0, noise^2), clipped; starts and goals as the environment
-  draws them (uniform free positions). Runs in JAX, vmapped over episodes.
+  draws them (uniform free positions). Runs in JAX, vmapped over episodes. ``--stitch``: short
+  segments instead, each from a uniform free cell to a goal cell 4 BFS steps away (OGBench's
+  stitch datasets), so reaching far goals needs several segments stitched together.
 * AntMaze (``offline_ant_*``): D4RL's recipe: a goal-reaching ant policy trained by this library
   (a run directory of ``ant_<maze>``) is given the waypoint as its goal; its deterministic action
   plus N(0, 0.2^2), clipped; 1000-step episodes (700 for umaze), 1M rows in all by default. The
@@ -33,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from contrastive_rl.datasets import DatasetError
-from contrastive_rl.datasets.mazes import MazeGrid, ant_grid, point_grid
+from contrastive_rl.envs.mazes import MazeGrid, ant_grid, point_grid
 
 # D4RL's waypoint noise: U(0, cell / 4) added to the next cell's centre on each axis (AntMaze);
 # for the point mazes' unit cells, U(-0.25, 0.25) around the centre.
@@ -41,6 +43,10 @@ POINT_WAYPOINT_NOISE = 0.25
 POINT_ACTION_NOISE = 0.5  # OGBench's point-maze noise
 ANT_ACTION_NOISE = 0.2  # D4RL's
 POINT_STEPS = 200_000
+# Stitch datasets (--stitch), after OGBench's: each episode a short segment from a uniform free
+# cell to a goal cell this many BFS steps away; the navigator covers about a cell a step.
+STITCH_CELLS = 4
+STITCH_EPISODE_LENGTH = 12
 ANT_STEPS = 1_000_000
 ANT_EPISODE_LENGTHS = {"umaze": 700}  # D4RL's umaze file; 1000 for the others (its default)
 
@@ -90,6 +96,7 @@ class CollectOptions:
     num_envs: int = 64  # episodes collected side by side (a chunk)
     workers: int = 1  # AntMaze: processes that collect chunks at once (the data do not change)
     overwrite: bool = False
+    stitch: bool = False  # point mazes: short segments to a goal STITCH_CELLS away (OGBench's)
 
 
 def collect(options: CollectOptions) -> dict[str, Any]:
@@ -110,6 +117,8 @@ def collect(options: CollectOptions) -> dict[str, Any]:
     if env.startswith("offline_point_"):
         rows, metadata = _collect_point(options)
     elif env.startswith("offline_ant_"):
+        if options.stitch:
+            raise DatasetError("--stitch makes point-maze datasets; AntMaze has no stitch recipe")
         rows, metadata = _collect_ant(options)
     else:
         from contrastive_rl.envs.registry import OFFLINE_ENVS
@@ -186,20 +195,25 @@ def _collect_point(options: CollectOptions) -> tuple[dict[str, np.ndarray], dict
     from contrastive_rl.envs.point import PointMaze
 
     maze = options.env.removeprefix("offline_point_")
+    if maze.endswith("_stitch"):  # the stitch tasks' datasets are stitch segments
+        maze = maze.removesuffix("_stitch")
+        options = dataclasses.replace(options, stitch=True)
     env = PointMaze(maze)
     grid = point_grid(maze)
-    t = options.episode_length or env.spec.episode_length
+    default_length = STITCH_EPISODE_LENGTH if options.stitch else env.spec.episode_length
+    t = options.episode_length or default_length
     noise = POINT_ACTION_NOISE if options.noise is None else options.noise
     episodes = _episode_count(options.steps or POINT_STEPS, t)
     table = jnp.asarray(grid.next_cells())
     threshold = env.spec.success_threshold
+    reset = stitch_reset(grid) if options.stitch else env.reset
 
     def navigate(position, goal, key):
         return point_navigator_action(table, position, goal, key, noise)
 
     def episode(key):
         reset_key, step_key = jax.random.split(key)
-        first = env.reset(reset_key)
+        first = reset(reset_key)
 
         def one_step(s, k):
             act_key, env_key = jax.random.split(k)
@@ -229,7 +243,49 @@ def _collect_point(options: CollectOptions) -> tuple[dict[str, np.ndarray], dict
         "starts_goals": "as the environment's reset: uniform free positions",
         "policy_success": float(reached.any(axis=1).mean()),
     }
+    if options.stitch:
+        metadata["starts_goals"] = (
+            f"stitch: a uniform free cell, the goal in a uniform cell {STITCH_CELLS} BFS steps "
+            f"away (the farthest where none is), each plus U[0, 1)^2"
+        )
+        metadata["stitch_cells"] = STITCH_CELLS
     return flatten_episodes(states, actions, goals, reached), metadata
+
+
+def stitch_goal_cells(grid: MazeGrid, cells: int = STITCH_CELLS) -> np.ndarray:
+    """``[n, n]`` bool over the free cells (row-major): the goal cells a segment from each start
+    cell may take, those ``cells`` BFS steps away, or the farthest reachable where none is."""
+    free = grid.free_cells
+    mask = np.zeros((len(free), len(free)), bool)
+    for i, cell in enumerate(free):
+        distance = grid.distances_from(tuple(cell))[free[:, 0], free[:, 1]]
+        reach = distance[distance >= 0]
+        mask[i] = distance == (cells if np.any(reach == cells) else reach.max())
+    return mask
+
+
+def stitch_reset(grid: MazeGrid):
+    """``reset(key) -> EnvState`` for stitch segments (JAX): the start uniform over the free
+    cells, the goal uniform over ``stitch_goal_cells`` of the start's cell, each at a U[0, 1)^2
+    offset in its cell, as the point mazes' own reset places positions."""
+    import jax
+    import jax.numpy as jnp
+
+    from contrastive_rl.envs.base import EnvState
+
+    free = jnp.asarray(grid.free_cells, jnp.float32)
+    log_mask = jnp.log(jnp.asarray(stitch_goal_cells(grid), jnp.float32))
+
+    def reset(key):
+        start_key, goal_key, offset_key = jax.random.split(key, 3)
+        start = jax.random.randint(start_key, (), 0, free.shape[0])
+        goal = jax.random.categorical(goal_key, log_mask[start])
+        offsets = jax.random.uniform(offset_key, (2, 2))
+        return EnvState(
+            state=free[start] + offsets[0], goal=free[goal] + offsets[1], t=jnp.zeros((), jnp.int32)
+        )
+
+    return reset
 
 
 def point_navigator_action(table, position, goal, key, noise: float):

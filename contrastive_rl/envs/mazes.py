@@ -97,6 +97,10 @@ class MazeGrid:
                 table[cell + target] = best
         return table
 
+    def distances_from(self, cell: tuple[int, int]) -> np.ndarray:
+        """``[H, W]``: BFS steps (4-connected free cells) from ``cell``; -1 where unreachable."""
+        return self._distances(tuple(cell))
+
     def _neighbours(self, cell: tuple[int, int]) -> list[tuple[int, int]]:
         r, c = cell
         h, w = self.walls.shape
@@ -148,7 +152,7 @@ def maze_grid(env: str) -> MazeGrid | None:
     """The grid of the maze an (offline) task ``env`` lives in; None for mazeless tasks."""
     name = env.removeprefix("offline_")
     if name.startswith("point_") and "image" not in name:
-        return point_grid(name.removeprefix("point_"))
+        return point_grid(name.removeprefix("point_").removesuffix("_stitch"))
     if name.startswith("ant_"):
         from contrastive_rl.envs.ant_model import OFFLINE_ANT_TASKS
 
