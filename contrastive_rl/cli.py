@@ -22,7 +22,7 @@ from contrastive_rl.config import (
     make_config,
     read_config_file,
 )
-from contrastive_rl.errors import WorkerError
+from contrastive_rl.errors import InputError, WorkerError
 
 # Exit statuses of `crl` (docs/resume.md); a run stopped by a signal exits 128 + its number
 # (130 for SIGINT, 143 for SIGTERM), as a shell reports a process the signal killed.
@@ -304,8 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = getattr(args, "handler", None) or handlers[args.command]
     try:
         return handler(args)
-    except (ValueError, FileNotFoundError) as error:  # ConfigError, RunDirError, CheckpointError
-        return _fail(args.command, error, EXIT_BAD_INPUT)
+    except InputError as error:  # ConfigError, RunDirError, CheckpointError, DatasetError
+        return _fail(args.command, error, EXIT_BAD_INPUT)  # any other error is a bug: traceback
     except WorkerError as error:  # a simulator crashed or hung; the run saved its checkpoint
         return _fail(args.command, error, EXIT_WORKER_CRASH)
     except KeyboardInterrupt:  # a second Ctrl-C: no new checkpoint, the last one stays valid

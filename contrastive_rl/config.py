@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contrastive_rl.envs.registry import closest
+from contrastive_rl.errors import InputError
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration value that cannot run; the message names the field and the valid choices."""
 
 

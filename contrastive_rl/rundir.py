@@ -71,6 +71,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from contrastive_rl.config import FIELDS, Config, ConfigError, coerce_values
+from contrastive_rl.errors import InputError, MissingInputError
 from contrastive_rl.files import DATA_FILE, META_FILE, atomic_write, has_checkpoint
 
 CONFIG_FILE = "config.json"
@@ -88,7 +89,7 @@ LOG_FILES = (METRICS_JSONL, METRICS_CSV)
 IGNORED_FIELDS = ("run_dir", "wandb", "wandb_project", "wandb_name", "wandb_mode")
 
 
-class RunDirError(ValueError):
+class RunDirError(InputError):
     """A run directory that cannot be used as asked; the message says which flag to pass."""
 
 
@@ -146,7 +147,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     path = os.fspath(path)
     file = os.path.join(path, CONFIG_FILE) if os.path.isdir(path) else path
     if not os.path.isfile(file):
-        raise FileNotFoundError(f"no run config at {file}")
+        raise MissingInputError(f"no run config at {file}")
     try:
         with open(file, encoding="utf-8") as f:
             values = json.load(f)

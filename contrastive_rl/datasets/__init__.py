@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from contrastive_rl.envs.spec import EnvSpec
+from contrastive_rl.errors import InputError
 
 FORMATS = ("d4rl", "minari", "ogbench")
 # How far (as a share of the maze's extent) positions may lie outside it, and the share of
@@ -27,7 +28,7 @@ EXTENT_MARGIN = 0.05
 MAX_WALL_SHARE = 0.01
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A dataset that cannot be trained on; the message names the file, the key and what was
     expected."""
 
