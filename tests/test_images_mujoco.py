@@ -62,6 +62,24 @@ def test_registered_as_host_environments():
         make_image_env("sawyer_reach_image")
 
 
+def test_the_environments_doc_gives_each_image_task_its_episode_length():
+    """docs/environments.md's row of the image tasks, e.g. ``50 (drawer, window), 150 (...)``."""
+    import re
+
+    doc = os.path.join(os.path.dirname(__file__), "..", "docs", "environments.md")
+    row = next(
+        line for line in open(doc, encoding="utf-8") if line.startswith("| `sawyer_*_image`")
+    )
+    documented = {}
+    for length, names in re.findall(r"(\d+) \(([a-zA-Z, ]+)\)", row):
+        for short in names.split(", "):
+            family = "fetch" if short == "Fetch" else "sawyer"
+            for name in FACTS:
+                if name.startswith(family) and (family == "fetch" or f"_{short}_" in name):
+                    documented[name] = int(length)
+    assert documented == {name: length for name, (length, _) in FACTS.items()}
+
+
 def test_reset_and_step_give_whole_uint8_images(env):
     spec = env.spec
     assert (spec.state_dim, spec.goal_start, spec.goal_end) == (12288, 0, 12288)
