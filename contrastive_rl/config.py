@@ -282,12 +282,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval_every": 5_000,
         "eval_episodes": 100,
     },
-    # The original's --debug: a smoke test of the installation.
+    # The original's --debug: a smoke test of the installation. Image tasks: their 64x64 images
+    # pooled by 4 first (no effect on the others), so a smoke test on a CPU takes minutes.
     "debug": {
         "steps": 10_000,
         "min_replay_size": 2_000,
         "batch_size": 32,
         "hidden_layer_sizes": (32, 32),
+        "image_pool": 4,
         "eval_every": 5_000,
         "eval_episodes": 100,
     },
