@@ -1,8 +1,10 @@
 """AntMaze on both backends: the original's layout, reset law and success rule; MuJoCo vs MJX.
 
-Host (MuJoCo) tests are fast. MJX tests are few: XLA compiles MJX's RK4 step in about 30 s on a
-2-core CPU, so the default tests share one compiled reset-and-rollout without the goal settling
-(which compiles a second copy of the step); the settling reset is a slow test.
+Host (MuJoCo) tests are fast. XLA compiles MJX's RK4 step in about a minute on a 2-core CPU, so
+the default tests compile MJX only for a vmapped reset without goal settling (no step: fresh
+goals and starts); everything that steps MJX is a slow test (``-m slow``): a short rollout
+(time, finite states, agreement with MuJoCo), the settling reset, and a tiny training run with
+MJX physics inside the jitted loop.
 """
 
 import jax

@@ -251,3 +251,39 @@ def test_when_no_backend_starts_the_error_names_what_was_tried_and_what_to_insta
     assert "MUJOCO_GL=egl: " in last and "MUJOCO_GL=osmesa: " in last
     # Where OSMesa works the error says to use it; else which packages to install.
     assert "set MUJOCO_GL=osmesa" in last or "egl: apt-get install libegl1 libegl-mesa0" in last
+
+
+@pytest.mark.parametrize("name", ["sawyer_drawer_image", "fetch_reach_image"])
+def test_a_tiny_image_run_goes_through_the_trainer(name, tmp_path):
+    """Rendering workers, uint8 images in the replay, the conv networks' updates in calls of 4
+    written out, evaluation: the whole loop on one Sawyer and one Fetch image task."""
+    from contrastive_rl import rundir
+    from contrastive_rl.config import make_config
+    from contrastive_rl.runner import Run
+
+    config = make_config(
+        env=name,
+        preset="debug",  # images pooled by 4
+        steps=200,  # 2 envs x 10 steps per iteration: 4 warm-up, 6 training of 20 updates
+        num_envs=2,
+        num_actors=1,
+        min_replay_size=40,
+        batch_size=8,
+        hidden_layer_sizes=(16, 16),
+        repr_dim=8,
+        eval_every=200,
+        eval_episodes=2,
+        max_replay_size=2_000,  # 40 episodes of 64x64x3 images, not the default's 2.9 GiB
+    )
+    path = str(tmp_path / "run")
+    rundir.prepare(path, config)
+    run = Run(config, path, progress_bar=False)
+    trainer = run.trainer
+    assert trainer.unrolled_updates and trainer.update_calls == (4,) * 5  # K = 2 x 10 x 1
+    assert run.state.replay.states.dtype == np.uint8
+    result = run.run()
+    record = rundir.read_metrics(path)[-1]
+    assert (record["env_steps"], record["grad_steps"]) == (200, 120)
+    assert np.isfinite(record["train/critic_loss"]) and np.isfinite(record["train/actor_loss"])
+    assert record["train/episode_success"] >= 0.0  # whole episodes of 50 steps were collected
+    assert 0.0 <= result["eval/success"] <= 1.0 and np.isfinite(result["eval/final_dist"])
