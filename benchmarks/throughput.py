@@ -6,13 +6,14 @@ Measures, after compilation, in steady state:
   collect   the collection rollout alone (same envs, same unroll, policy sampling)
   sample+update  K updates that each sample a batch from the replay (no collection)
   bare update    K updates on one fixed batch (no sampling, no collection), as one scan
-  bare update in calls  (image networks) the same K updates as the trainer runs them: in calls
+  bare, in calls (image networks) the same K updates as the trainer runs them: in calls
             of IMAGE_UPDATES_PER_CALL updates written out, no loop (XLA's CPU backend runs a
             convolution inside a scan far more slowly)
   render    (environments that render stored states, e.g. point images) the images of K
             batches, state, next state and goal of each row, as sampling draws them; given as
             the gradient steps/s it could feed
-and prints env steps/s, gradient steps/s and the loop / bare-update ratio.
+and prints env steps/s, gradient steps/s and each rate over the last row's (the bare update as
+the trainer runs it).
 
 For host environments (CPU simulators in worker processes) it measures, for 1..N workers:
   physics   the workers stepping every env with random actions (no policy)
@@ -137,7 +138,7 @@ def measure(config, repeats: int) -> list[tuple[str, float, float]]:
         rendered = [("render", 0.0, k / timed(lambda: render(snapshot), repeats))]
     in_calls = []
     if trainer.unrolled_updates:
-        in_calls = [("bare update in calls", 0.0, bare_update_in_calls(trainer, snapshot, repeats))]
+        in_calls = [("bare, in calls", 0.0, bare_update_in_calls(trainer, snapshot, repeats))]
     return rendered + [
         ("loop", steps / t_loop, k / t_loop),
         ("physics", steps / t_physics, 0.0),
