@@ -5,11 +5,15 @@ Measures, after compilation, in steady state:
   physics   the environments alone (same envs, same unroll, uniform random actions)
   collect   the collection rollout alone (same envs, same unroll, policy sampling)
   sample+update  K updates that each sample a batch from the replay (no collection)
-  bare update    K updates on one fixed batch (no sampling, no collection)
+  bare update    K updates on one fixed batch (no sampling, no collection), as one scan
+  bare, in calls (image networks) the same K updates as the trainer runs them: in calls
+            of IMAGE_UPDATES_PER_CALL updates written out, no loop (XLA's CPU backend runs a
+            convolution inside a scan far more slowly)
   render    (environments that render stored states, e.g. point images) the images of K
             batches, state, next state and goal of each row, as sampling draws them; given as
             the gradient steps/s it could feed
-and prints env steps/s, gradient steps/s and the loop / bare-update ratio.
+and prints env steps/s, gradient steps/s and each rate over the last row's (the bare update as
+the trainer runs it).
 
 For host environments (CPU simulators in worker processes) it measures, for 1..N workers:
   physics   the workers stepping every env with random actions (no policy)
@@ -48,7 +52,7 @@ import numpy as np
 from contrastive_rl.config import FIELDS, make_config
 from contrastive_rl.envs import MUJOCO_IMAGE_ENVS, is_offline, resolve_backend
 from contrastive_rl.flags import add_config_flags
-from contrastive_rl.training.trainer import Trainer
+from contrastive_rl.training.trainer import IMAGE_UPDATES_PER_CALL, Trainer
 
 
 def timed(fn, repeats: int) -> float:
@@ -132,13 +136,41 @@ def measure(config, repeats: int) -> list[tuple[str, float, float]]:
     rendered = []
     if trainer.spec.render is not None:
         rendered = [("render", 0.0, k / timed(lambda: render(snapshot), repeats))]
+    in_calls = []
+    if trainer.unrolled_updates:
+        in_calls = [("bare, in calls", 0.0, bare_update_in_calls(trainer, snapshot, repeats))]
     return rendered + [
         ("loop", steps / t_loop, k / t_loop),
         ("physics", steps / t_physics, 0.0),
         ("collect", steps / t_collect, 0.0),
         ("sample+update", 0.0, k / t_sample),
         ("bare update", 0.0, k / t_bare),
+        *in_calls,
     ]
+
+
+def bare_update_in_calls(trainer: Trainer, state, repeats: int) -> float:
+    """Gradient steps/s of K updates on one fixed batch in calls of IMAGE_UPDATES_PER_CALL
+    updates written out one after another (how the trainer runs image networks)."""
+    config, learner, k = trainer.config, trainer.learner, trainer.budget.grad_steps_per_iteration
+    per_call = min(IMAGE_UPDATES_PER_CALL, k)
+
+    @jax.jit
+    def call(ts, batch, keys):
+        for i in range(per_call):
+            ts, _ = learner.update(ts, batch, keys[i])
+        return ts
+
+    fixed = trainer.replay.sample(state.replay, jax.random.key(0), config.batch_size)
+    keys = jax.random.split(state.key, per_call)
+
+    def updates():
+        ts = state.learner
+        for _ in range(k // per_call):
+            ts = call(ts, fixed, keys)
+        return ts
+
+    return (k // per_call) * per_call / timed(updates, repeats)
 
 
 def bare_update_rate(trainer: Trainer, state, repeats: int, replay=None) -> float:

@@ -21,7 +21,7 @@ from contrastive_rl.config import (
     closest,
     make_config,
 )
-from contrastive_rl.errors import WorkerError
+from contrastive_rl.errors import InputError, WorkerError
 from contrastive_rl.flags import add_config_flags
 from contrastive_rl.presets import CONTRASTIVE_LOSS_DEFAULTS, PRESETS
 from contrastive_rl.runs.config_files import read_config_file
@@ -271,8 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = getattr(args, "handler", None) or handlers[args.command]
     try:
         return handler(args)
-    except (ValueError, FileNotFoundError) as error:  # ConfigError, RunDirError, CheckpointError
-        return _fail(args.command, error, EXIT_BAD_INPUT)
+    except InputError as error:  # ConfigError, RunDirError, CheckpointError, DatasetError
+        return _fail(args.command, error, EXIT_BAD_INPUT)  # any other error is a bug: traceback
     except WorkerError as error:  # a simulator crashed or hung; the run saved its checkpoint
         return _fail(args.command, error, EXIT_WORKER_CRASH)
     except KeyboardInterrupt:  # a second Ctrl-C: no new checkpoint, the last one stays valid

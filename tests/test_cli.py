@@ -68,6 +68,10 @@ def test_train_then_eval_then_refuse_then_resume(tmp_path, capsys):
         (["train", "--alg", "cpc"], "valid choices: contrastive_nce"),
         (["train", "--steps", "0"], "steps must be positive"),
         (["train", "--random_goals", "0.2"], "random_goals must be one of"),
+        (
+            ["train", "--env", "point_image_Small", "--image_pool", "5"],
+            "image_pool (5) must divide",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_the_reason(argv, message, capsys, tmp_path):
@@ -260,3 +264,106 @@ def make_config_of(argv):
 
     args, _ = build_parser().parse_known_args(["train", *argv])
     return make_config(**{k: v for k, v in vars(args).items() if k in FIELDS})
+
+
+# -- exit statuses through `crl`'s own main (docs/resume.md) ---------------------------------------
+
+
+def test_a_bug_while_training_keeps_its_traceback_and_is_not_bad_input(
+    one_compilation, monkeypatch, tmp_path, capsys
+):
+    """Exit 2 means refused before anything was written; a ValueError from a bug in the middle
+    of training propagates (the interpreter prints its traceback and exits 1)."""
+    from contrastive_rl.training.trainer import Trainer
+
+    trainer = Trainer(make_config_of(TINY))
+    real, calls = trainer.iteration, []
+
+    def iteration(state):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("operands could not be broadcast together")  # a bug, not input
+        return real(state)
+
+    monkeypatch.setattr(trainer, "iteration", iteration)
+    path = str(tmp_path / "run")
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        main(["train", *TINY, "--run_dir", path])
+    assert "crl train: error" not in capsys.readouterr().err
+    assert os.path.exists(f"{path}/metrics.jsonl")  # it was written to: not a refusal
+
+
+def test_a_diverged_run_exits_3_in_one_line_and_keeps_its_last_good_checkpoint(
+    one_compilation, monkeypatch, tmp_path, capsys
+):
+    import numpy as np
+
+    from contrastive_rl.training.trainer import Trainer
+
+    trainer = Trainer(make_config_of([*TINY, "--checkpoint_every_s", "1e-6"]))
+    real, calls = trainer.iteration, []
+
+    def iteration(state):  # the 2nd iteration's critic loss is NaN
+        state, metrics = real(state)
+        calls.append(1)
+        if len(calls) == 2:
+            metrics = {**metrics, "train/critic_loss": np.float32(np.nan)}
+        return state, metrics
+
+    monkeypatch.setattr(trainer, "iteration", iteration)
+    path = str(tmp_path / "run")
+    assert main(["train", *TINY, "--checkpoint_every_s", "1e-6", "--run_dir", path]) == 3
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("crl train: error: ") and "train/critic_loss" in last
+    assert json.load(open(f"{path}/checkpoint.json"))["progress"]["env_steps"] == 400
+
+
+@pytest.mark.parametrize(
+    "env, cause",
+    [
+        ("toy_raise", "raised during unroll: RuntimeError: simulator exploded"),  # + its traceback
+        ("toy_exit", "died during unroll \\(exit code 3\\)"),
+    ],
+)
+def test_a_crashed_worker_exits_1_with_a_checkpoint_to_resume(
+    env, cause, monkeypatch, tmp_path, capsys
+):
+    import re
+
+    from contrastive_rl import envs
+
+    monkeypatch.setattr(envs, "ENV_NAMES", [*envs.ENV_NAMES, env])
+    monkeypatch.setitem(envs.BACKENDS, env, ("mujoco",))
+    monkeypatch.setitem(envs.HOST_ENVS, env, "host_toy:make")  # tests/host_toy.py
+    path = str(tmp_path / "run")
+    argv = ["train", "--env", env, "--preset", "debug", "--steps", "400", "--num_envs", "4"]
+    argv += ["--num_actors", "2", "--batch_size", "16", "--min_replay_size", "100"]
+    argv += ["--hidden_layer_sizes", "16,16", "--repr_dim", "8", "--eval_episodes", "6"]
+    assert main([*argv, "--no-progress", "--run_dir", path]) == 1
+    err = capsys.readouterr().err
+    assert re.search(
+        f"\ncrl train: error: worker [01] of 2 \\(environment '{env}'\\) {cause}\n", err
+    )
+    assert f"the checkpoint is saved, continue with `crl train --resume {path}`" in err
+    assert json.load(open(f"{path}/checkpoint.json"))["progress"]["env_steps"] == 0
+
+
+def test_collect_writes_a_dataset_and_refuses_bad_input_with_2(tmp_path, capsys):
+    from contrastive_rl.datasets import load_training_data
+    from contrastive_rl.envs import make_env
+
+    out = str(tmp_path / "small.hdf5")
+    argv = ["collect", "--env", "offline_point_Small", "--out", out, "--num-envs", "8"]
+    assert main([*argv, "--steps", str(8 * 51), "--seed", "1"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["out"] == out
+    data = load_training_data(out, "offline_point_Small", make_env("point_Small").spec)
+    assert data.states.shape[:2] == (8, 51)
+    before = open(out, "rb").read()
+    assert main([*argv, "--steps", "100"]) == 2  # the file exists
+    assert capsys.readouterr().err.strip() == (
+        f"crl collect: error: {out} exists; pass --overwrite to replace it"
+    )
+    assert main(["collect", "--env", "point_Small", "--out", str(tmp_path / "x.hdf5")]) == 2
+    assert "offline_point_Small" in capsys.readouterr().err  # names the valid choices
+    assert open(out, "rb").read() == before

@@ -183,6 +183,7 @@ def ant_episode(gym_xy, steps=6, seed=0):
 
 
 def test_minari_reads_episodes_and_converts_the_frame(tmp_path):
+    pytest.importorskip("mujoco")  # the ant's mirror map is read from its model
     episodes_in = [ant_episode([-4.0, 4.0]), ant_episode([-4.0, -4.0], steps=4, seed=1)]
     path = write_minari(tmp_path / "umaze-v1", episodes_in)
     episodes = read_episodes(path, "offline_ant_umaze")
@@ -192,12 +193,48 @@ def test_minari_reads_episodes_and_converts_the_frame(tmp_path):
     expected = state.copy()
     expected[:, 0] = state[:, 0] + 4.0  # x + 10 - 6
     expected[:, 1] = 4.0 - state[:, 1]  # y flipped: 10 - 6 - y
-    expected[:, 16] = -state[:, 16]  # the y velocity flips with y
+    # the mirror image of the ant (y -> -y): quaternion (w, -x, y, -z), velocity (vx, -vy, vz),
+    # angular velocity (-wx, wy, -wz); legs 1 <-> 4 and 2 <-> 3 (at (.2, .2) <-> (.2, -.2) and
+    # (-.2, .2) <-> (-.2, -.2)), hip angles (about z) negated, ankle angles kept
+    expected[:, 3:7] = state[:, 3:7] * [1, -1, 1, -1]
+    expected[:, 15:21] = state[:, 15:21] * [1, -1, 1, -1, 1, -1]
+    for start in (7, 21):  # the joint angles (qpos[7:15]), then their velocities (qvel[6:14])
+        for first, second in ((0, 6), (2, 4), (4, 2), (6, 0)):  # hip_1 <-> hip_4, hip_2 <-> hip_3
+            expected[:, start + first] = -state[:, start + second]
+            expected[:, start + first + 1] = state[:, start + second + 1]
     np.testing.assert_allclose(episodes.states[1], expected, rtol=1e-6)
-    np.testing.assert_allclose(episodes.actions[1], actions, rtol=1e-6)
+    # actions in D4RL's order hip_4, ankle_4, hip_1, ankle_1, hip_2, ankle_2, hip_3, ankle_3
+    expected_actions = actions[:, [2, 3, 0, 1, 6, 7, 4, 5]] * [-1, 1, -1, 1, -1, 1, -1, 1]
+    np.testing.assert_allclose(episodes.actions[1], expected_actions, rtol=1e-6)
     # the start cell (gym (-4, 4)) is D4RL's origin; the goal cell (gym (-4, -4)) is (0, 8)
     np.testing.assert_allclose(to_d4rl_frame(np.array([[-4.0, 4.0] + [0] * 27]), "umaze")[0, :2], 0)
     assert read_episodes(str(tmp_path / "umaze-v1" / "data"), "offline_ant_umaze").lengths.size == 2
+
+
+def test_converted_minari_episodes_replay_in_the_simulator(tmp_path):
+    """A recorded episode's converted actions, replayed in the evaluation simulator from its
+    converted states, give its converted states: the conversion is a reflection the same ant
+    can make. The recording: the ant stepped in a world placed as Gymnasium-Robotics places the
+    U-maze (its walls are symmetric under the maze's row flip, so that world is D4RL's shifted
+    by (-4, -4): the same simulator, with xy - 4 recorded)."""
+    pytest.importorskip("mujoco")
+    from contrastive_rl.envs.ant import AntMazeHost
+
+    env = AntMazeHost("ant_umaze", goal_settle_steps=0)
+    env.reset(3)
+    actions = np.random.default_rng(0).uniform(-1, 1, (40, 8))
+    recorded = np.stack([env.state()] + [env.step(a) for a in actions]).astype(np.float64)
+    recorded[:, :2] -= 4.0
+    path = write_minari(tmp_path / "umaze-v1", [(recorded, actions)])
+    episodes = read_episodes(path, "offline_ant_umaze")
+    states, converted = episodes.states[0], episodes.actions[0]
+    np.testing.assert_allclose(states[:, 1], 8.0 - (recorded[:, 1] + 4.0), atol=1e-5)  # mirrored
+    for t in range(len(actions)):  # each step from its converted state
+        env.set_state(states[t, :15], states[t, 15:])
+        np.testing.assert_allclose(env.step(converted[t]), states[t + 1], atol=1e-4)
+    env.set_state(states[0, :15], states[0, 15:])  # and the whole episode from its start
+    replayed = np.stack([env.step(a) for a in converted])
+    np.testing.assert_allclose(replayed, states[1:], atol=1e-3)
 
 
 # -- bad files --------------------------------------------------------------------------------

@@ -228,7 +228,9 @@ def test_a_resume_whose_replay_differs_continues_from_the_replayed_states(toy_en
     "env, steps, num_envs",
     [("sawyer_push", 1_200, 4), ("fetch_reach", 400, 4), ("ant_umaze", 2_800, 2)],
 )
-def test_each_simulator_family_trains(env, steps, num_envs, tmp_path):
+def test_each_simulator_family_runs_the_loop_to_its_budget(env, steps, num_envs, tmp_path):
+    """Collection in workers, every update of the budget with finite losses, an evaluation, for
+    each simulator: that the loop runs, not that it learns (a few hundred steps cannot show it)."""
     # ant_umaze: two envs, so the first whole episodes (700 steps) come at 1,400 env steps
     settings = {
         **SMALL,
@@ -236,7 +238,11 @@ def test_each_simulator_family_trains(env, steps, num_envs, tmp_path):
         "eval_episodes": min(SMALL["eval_episodes"], 2 * num_envs),
     }
     config = make_config(env=env, steps=steps, eval_every=10_000, **settings)
-    result = run(tmp_path / env, config).run()
+    loop = run(tmp_path / env, config)
+    result = loop.run()
     records = read_metrics(str(tmp_path / env))
-    assert records[-1]["grad_steps"] > 0 and np.isfinite(records[-1]["train/critic_loss"])
+    budget = loop.trainer.budget
+    assert records[-1]["env_steps"] == budget.total_env_steps
+    assert records[-1]["grad_steps"] == budget.total_grad_steps > 0
+    assert np.isfinite(records[-1]["train/critic_loss"])
     assert 0.0 <= result["eval/success"] <= 1.0 and np.isfinite(result["eval/final_dist"])

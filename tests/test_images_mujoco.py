@@ -62,6 +62,24 @@ def test_registered_as_host_environments():
         make_image_env("sawyer_reach_image")
 
 
+def test_the_environments_doc_gives_each_image_task_its_episode_length():
+    """docs/environments.md's row of the image tasks, e.g. ``50 (drawer, window), 150 (...)``."""
+    import re
+
+    doc = os.path.join(os.path.dirname(__file__), "..", "docs", "environments.md")
+    row = next(
+        line for line in open(doc, encoding="utf-8") if line.startswith("| `sawyer_*_image`")
+    )
+    documented = {}
+    for length, names in re.findall(r"(\d+) \(([a-zA-Z, ]+)\)", row):
+        for short in names.split(", "):
+            family = "fetch" if short == "Fetch" else "sawyer"
+            for name in FACTS:
+                if name.startswith(family) and (family == "fetch" or f"_{short}_" in name):
+                    documented[name] = int(length)
+    assert documented == {name: length for name, (length, _) in FACTS.items()}
+
+
 def test_reset_and_step_give_whole_uint8_images(env):
     spec = env.spec
     assert (spec.state_dim, spec.goal_start, spec.goal_end) == (12288, 0, 12288)
@@ -233,3 +251,40 @@ def test_when_no_backend_starts_the_error_names_what_was_tried_and_what_to_insta
     assert "MUJOCO_GL=egl: " in last and "MUJOCO_GL=osmesa: " in last
     # Where OSMesa works the error says to use it; else which packages to install.
     assert "set MUJOCO_GL=osmesa" in last or "egl: apt-get install libegl1 libegl-mesa0" in last
+
+
+@pytest.mark.parametrize("name", ["sawyer_drawer_image", "fetch_reach_image"])
+def test_a_tiny_image_run_goes_through_the_trainer(name, tmp_path):
+    """Rendering workers, uint8 images in the replay, the conv networks' updates in calls of 4
+    written out, evaluation: the whole loop on one Sawyer and one Fetch image task."""
+    from contrastive_rl.config import make_config
+    from contrastive_rl.runs import rundir
+    from contrastive_rl.runs.metrics import read_metrics
+    from contrastive_rl.training.runner import Run
+
+    config = make_config(
+        env=name,
+        preset="debug",  # images pooled by 4
+        steps=200,  # 2 envs x 10 steps per iteration: 4 warm-up, 6 training of 20 updates
+        num_envs=2,
+        num_actors=1,
+        min_replay_size=40,
+        batch_size=8,
+        hidden_layer_sizes=(16, 16),
+        repr_dim=8,
+        eval_every=200,
+        eval_episodes=2,
+        max_replay_size=2_000,  # 40 episodes of 64x64x3 images, not the default's 2.9 GiB
+    )
+    path = str(tmp_path / "run")
+    rundir.prepare(path, config)
+    run = Run(config, path, progress_bar=False)
+    trainer = run.trainer
+    assert trainer.unrolled_updates and trainer.update_calls == (4,) * 5  # K = 2 x 10 x 1
+    assert run.state.replay.states.dtype == np.uint8
+    result = run.run()
+    record = read_metrics(path)[-1]
+    assert (record["env_steps"], record["grad_steps"]) == (200, 120)
+    assert np.isfinite(record["train/critic_loss"]) and np.isfinite(record["train/actor_loss"])
+    assert record["train/episode_success"] >= 0.0  # whole episodes of 50 steps were collected
+    assert 0.0 <= result["eval/success"] <= 1.0 and np.isfinite(result["eval/final_dist"])

@@ -83,6 +83,30 @@ def test_summary_table_counts_gradient_steps_of_offline_runs(tmp_path):
     assert row in plot.markdown_table(rows)
 
 
+def test_offline_runs_are_drawn_against_gradient_steps_by_default(tmp_path, capsys):
+    """An offline run logs every evaluation at 0 env steps: against env steps it would be one
+    vertical line at 0. Its panel takes gradient steps; an online panel beside it keeps env
+    steps; an explicit --x applies to every panel."""
+    write_run(tmp_path, "point_U", "contrastive_nce", 0, [(1000, 0.2), (2000, 0.6)])
+    for seed, successes in [(0, (0.4, 0.7)), (1, (0.2, 0.5))]:
+        path = write_run(tmp_path, "offline_point_U", "contrastive_nce", seed, [], dataset="u.hdf5")
+        with open(os.path.join(path, "metrics.jsonl"), "w") as f:  # as an offline run logs them
+            for grad_steps, success in zip((2500, 5000), successes, strict=True):
+                record = {"env_steps": 0, "grad_steps": grad_steps, "eval/success": success}
+                f.write(json.dumps(record) + "\n")
+    result = plot.plot_runs([str(tmp_path)], str(tmp_path / "out"))
+    assert result["x"] == {"offline_point_U": "grad_steps", "point_U": "env_steps"}
+    offline = result["curves"]["offline_point_U"]["contrastive_nce"]
+    np.testing.assert_allclose(offline.x, [2500, 5000])
+    np.testing.assert_allclose(offline.mean, [0.3, 0.6])
+    np.testing.assert_allclose(result["curves"]["point_U"]["contrastive_nce"].x, [1000, 2000])
+    forced = plot.plot_runs([str(tmp_path)], str(tmp_path / "out"), x="env_steps")
+    assert forced["x"] == {"offline_point_U": "env_steps", "point_U": "env_steps"}
+    np.testing.assert_allclose(forced["curves"]["offline_point_U"]["contrastive_nce"].x, [0])
+    assert main(["plot", str(tmp_path), "--out", str(tmp_path / "cli")]) == 0
+    assert os.path.isfile(tmp_path / "cli" / "curves.png")
+
+
 def test_other_differing_fields_become_separate_lines(tmp_path):
     write_run(tmp_path, "point_U", "gcbc", 0, [(1000, 0.1)], batch_size=64)
     os.rename(tmp_path / "point_U-gcbc-seed0", tmp_path / "a")

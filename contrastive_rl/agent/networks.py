@@ -21,7 +21,7 @@ from jax.scipy.special import log_ndtr
 from contrastive_rl.agent.algorithms import ALGORITHMS
 from contrastive_rl.agent.energies import diagonal_energy, pairwise_energy
 from contrastive_rl.agent.residual import ResidualMLP, ResidualSpec
-from contrastive_rl.config import Config
+from contrastive_rl.config import Config, ConfigError
 from contrastive_rl.envs.spec import EnvSpec
 
 Initializer = Callable[..., jax.Array]
@@ -398,6 +398,14 @@ def make_networks(spec: EnvSpec, config: Config) -> Networks:
     hidden = tuple(config.hidden_layer_sizes)
     dtype = COMPUTE_DTYPES[config.precision]
     image = {"image_shape": spec.image_shape, "image_pool": config.image_pool}
+    if spec.image_shape is not None:  # refused here, before a run directory is written
+        h, w, _ = spec.image_shape
+        if h % config.image_pool or w % config.image_pool:
+            divisors = [d for d in range(1, min(h, w) + 1) if h % d == 0 and w % d == 0]
+            raise ConfigError(
+                f"image_pool ({config.image_pool}) must divide the image size {h}x{w} of "
+                f"{spec.name}; valid: {', '.join(map(str, divisors))}"
+            )
     residual = (
         ResidualSpec(config.residual_depth, config.residual_width)
         if config.network == "residual"

@@ -10,8 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from contrastive_rl.errors import InputError
 
-class DatasetError(ValueError):
+
+class DatasetError(InputError):
     """A dataset that cannot be trained on; the message names the file, the key and what was
     expected."""
 

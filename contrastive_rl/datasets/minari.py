@@ -9,23 +9,98 @@ AntMaze observations are a dict: ``achieved_goal`` (x, y), ``observation`` (qpos
 qvel[:14]) and ``desired_goal``; the state is ``[achieved_goal ; observation]``, D4RL's 29
 numbers. **Frames differ**: Gymnasium-Robotics centres the maze and flips y (cell (i, j) at
 ``x = (j + 0.5) s - W s / 2``, ``y = H s / 2 - (i + 0.5) s``), D4RL puts the start cell's centre at
-the origin with y growing with the row (``x = (j - j0) s``, ``y = (i - i0) s``). ``to_d4rl_frame``
-converts x, y and the y velocity; the body's orientation and joint angles are left as they are
-(a mirrored legged body cannot be un-mirrored by a change of frame).
+the origin with y growing with the row (``x = (j - j0) s``, ``y = (i - i0) s``). The y flip
+is a reflection of the world, so a recorded episode is the mirror image of an episode in D4RL's
+frame: ``to_d4rl_frame`` reflects the whole state (x, y; the torso's orientation, velocity and
+angular velocity; the joint angles and velocities, leg for mirrored leg) and ``mirror_actions``
+the actions, each joint's torque to its mirrored joint. The ant is mirror-symmetric, so the
+reflected episode is one the same ant can make: which joint mirrors which, and with which sign,
+is derived from the MJCF (``ant_mirror``), and tested by replaying the converted actions in
+the simulator.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from contrastive_rl.datasets.episodes import DatasetError, Episodes, open_hdf5
 
-VY_INDEX = 16  # qvel[1] in D4RL's 29-number ant state qpos[:15] ++ qvel[:14]
+NQ, NV = 15, 14  # the ant's qpos (free joint 7, eight hinges) and qvel (6 + 8)
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """The reflection y -> -y of the ant, as index maps with signs: ``mirrored[i] = sign[i] *
+    value[source[i]]``, for D4RL's 29-number state and for the 8 actions."""
+
+    state_source: np.ndarray
+    state_sign: np.ndarray
+    action_source: np.ndarray
+    action_sign: np.ndarray
+
+
+@functools.cache
+def ant_mirror() -> Mirror:
+    """The ant's mirror map, derived from its MJCF at rest.
+
+    Reflecting the world through the plane y = 0 (matrix M = diag(1, -1, 1)) maps a point p to
+    M p and a rotation axis a (a pseudovector) to -M a. Each hinge's mirrored joint is the one
+    anchored at M p; its angle keeps its sign where that joint's axis is -M a and flips where it
+    is M a (hips about z flip; ankles, whose axes swap to minus each other, keep theirs). The
+    free joint: position (x, -y, z), quaternion (w, -qx, qy, -qz), linear velocity (vx, -vy,
+    vz), angular velocity (-wx, wy, -wz). An actuator's torque goes where its joint goes.
+    """
+    import mujoco
+
+    from contrastive_rl.envs.ant_model import build_mjcf
+
+    model = mujoco.MjModel.from_xml_string(build_mjcf("umaze"))
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)  # at rest: torso at the origin's xy, legs straight out
+    reflect = np.diag([1.0, -1.0, 1.0])
+    q_source, q_sign = np.arange(NQ), np.ones(NQ)
+    v_source, v_sign = np.arange(NV), np.ones(NV)
+    q_sign[[1, 4, 6]] = -1  # y, qx, qz of the free joint
+    v_sign[[1, 3, 5]] = -1  # vy, wx, wz
+    hinges = [j for j in range(model.njnt) if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE]
+    partner = {}
+    for j in hinges:
+        gaps = [np.abs(data.xanchor[k] - reflect @ data.xanchor[j]).max() for k in hinges]
+        k = hinges[int(np.argmin(gaps))]
+        alignment = float(data.xaxis[k] @ (-reflect @ data.xaxis[j]))
+        if min(gaps) > 1e-9 or abs(abs(alignment) - 1) > 1e-9:
+            raise RuntimeError(f"the ant's joint {model.joint(j).name} has no mirror image")
+        partner[j] = k
+        q_source[model.jnt_qposadr[k]] = model.jnt_qposadr[j]
+        q_sign[model.jnt_qposadr[k]] = np.sign(alignment)
+        v_source[model.jnt_dofadr[k]] = model.jnt_dofadr[j]
+        v_sign[model.jnt_dofadr[k]] = np.sign(alignment)
+    if any(partner[partner[j]] != j for j in hinges):
+        raise RuntimeError("the ant's joint mirror is not an involution")
+    joints = list(model.actuator_trnid[:, 0])
+    a_source = np.array([joints.index(partner[j]) for j in joints])
+    a_sign = np.array([q_sign[model.jnt_qposadr[j]] for j in joints])
+    if not np.allclose(model.actuator_gear[a_source, 0], model.actuator_gear[:, 0]):
+        raise RuntimeError("the ant's mirrored motors have different gears")
+    return Mirror(
+        np.concatenate([q_source, NQ + v_source]),
+        np.concatenate([q_sign, v_sign]).astype(np.float32),
+        a_source,
+        a_sign.astype(np.float32),
+    )
+
+
+def mirror_actions(actions: np.ndarray) -> np.ndarray:
+    """Actions [..., 8] of the mirrored ant: each motor's torque on its mirrored joint."""
+    mirror = ant_mirror()
+    return (np.asarray(actions)[..., mirror.action_source] * mirror.action_sign).astype(np.float32)
 
 
 def gymnasium_robotics_to_d4rl(
@@ -43,14 +118,16 @@ def gymnasium_robotics_to_d4rl(
 
 
 def to_d4rl_frame(states: np.ndarray, maze: str) -> np.ndarray:
-    """AntMaze states [..., 29] from Gymnasium-Robotics' frame to D4RL's (x, y and y velocity)."""
+    """AntMaze states [..., 29] from Gymnasium-Robotics' frame to D4RL's: x, y by the frames'
+    placement of the maze, everything else by the ant's reflection (``ant_mirror``)."""
     from contrastive_rl.envs.ant_model import MAZE_SIZE_SCALING, MAZES, maze_cells
 
     _, _, start = maze_cells(maze)
     shape = (len(MAZES[maze]), len(MAZES[maze][0]))
-    out = np.array(states, np.float32)
+    mirror = ant_mirror()
+    states = np.asarray(states)
+    out = (states[..., mirror.state_source] * mirror.state_sign).astype(np.float32)
     out[..., :2] = gymnasium_robotics_to_d4rl(states[..., :2], shape, start, MAZE_SIZE_SCALING)
-    out[..., VY_INDEX] = -out[..., VY_INDEX]
     return out
 
 
@@ -186,7 +263,7 @@ def read(path: str, env: str) -> Episodes:
             if len(act) == 0:
                 continue
             states.append(to_d4rl_frame(obs, maze))
-            actions.append(act.astype(np.float32))
+            actions.append(mirror_actions(act))
     total_steps = meta.get("total_steps")
     steps = sum(len(a) for a in actions)
     if isinstance(total_steps, int) and total_steps != steps:

@@ -85,9 +85,10 @@ def add_commands(commands: Any) -> dict[str, Handler]:
     _flag(
         plot,
         "x",
-        default="env_steps",
-        choices=["env_steps", "grad_steps", "wall_time"],
-        help="x axis (grad_steps for offline_* runs)",
+        default="auto",
+        choices=["auto", "env_steps", "grad_steps", "wall_time"],
+        help="x axis; auto (default): env steps, or gradient steps in a panel whose runs "
+        "collect none (offline_* runs)",
     )
     _flag(plot, "band", default="std", choices=["std", "ci"], help="std over seeds or 95%% CI")
     _flag(plot, "name", default="curves", help="file name of the figure and table")

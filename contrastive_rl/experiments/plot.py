@@ -3,7 +3,9 @@
 One panel per environment, one line per algorithm (and per value of any other config field
 that differs between the runs of that environment): the mean over seeds with a band, the
 sample standard deviation as in the paper's figures (``--band std``) or a 95% bootstrap
-confidence interval of the mean (``--band ci``), against env steps or wall time. A seed's curve
+confidence interval of the mean (``--band ci``), against env steps, gradient steps or wall time
+(by default env steps, and gradient steps in a panel whose runs collect none: offline runs).
+A seed's curve
 is interpolated linearly between its evaluations; each point of the mean averages the seeds
 that reached it. The table gives, per line, the final value (each seed's last evaluation) and
 the best (each seed's highest), as mean +- standard deviation over seeds.
@@ -16,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,7 @@ from contrastive_rl.config import ConfigError
 from contrastive_rl.envs.registry import install_hint
 
 X_AXES = {"env_steps": "env steps", "grad_steps": "gradient steps", "wall_time": "wall time (s)"}
+AUTO_X = "auto"  # per panel: env steps, or gradient steps where the runs collect none (offline)
 BANDS = ("std", "ci")
 # Config fields that never make two runs different lines: the seed (averaged over), where the
 # run is written or mirrored.
@@ -161,6 +164,24 @@ def curve(runs: Sequence[RunData], metric: str, x: str = "env_steps", band: str 
 Groups = dict[str, dict[str, list[RunData]]]  # env -> line label -> the runs (seeds)
 
 
+def default_axis(runs: Iterable[RunData], metric: str) -> str:
+    """``grad_steps`` for runs whose every evaluation is at 0 env steps (offline runs collect
+    none: against env steps all their points would fall on x = 0), else ``env_steps``."""
+    xs = [r.series(metric, "env_steps")[0] for r in runs]
+    xs = [x for x in xs if len(x)]
+    return "grad_steps" if xs and not any(x.any() for x in xs) else "env_steps"
+
+
+def panel_axes(groups: Groups, metric: str, x: str) -> dict[str, str]:
+    """The x axis of each environment's panel: ``x``, or :func:`default_axis` for ``auto``."""
+    return {
+        env: default_axis([r for runs in lines.values() for r in runs], metric)
+        if x == AUTO_X
+        else x
+        for env, lines in groups.items()
+    }
+
+
 def curves(
     groups: Groups, metric: str, x: str = "env_steps", band: str = "std"
 ) -> dict[str, dict[str, Curve]]:
@@ -243,7 +264,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], metric: str = "eval/success")
 
 
 def _steps_label(value: float, _position: int) -> str:
-    """Env steps as 0, 500, 12.5k, 1M."""
+    """Step counts as 0, 500, 12.5k, 1M."""
     if abs(value) >= 1e6:
         return f"{value / 1e6:g}M"
     return f"{value / 1e3:g}k" if abs(value) >= 1e3 else f"{value:g}"
@@ -269,11 +290,13 @@ def draw(
     data: dict[str, dict[str, Curve]],
     out_base: str,
     metric: str = "eval/success",
-    x: str = "env_steps",
+    x: str | Mapping[str, str] = "env_steps",
     band: str = "std",
     title: str = "",
 ) -> list[str]:
-    """One panel per environment; writes ``out_base``.png and .svg and returns their paths."""
+    """One panel per environment; writes ``out_base``.png and .svg and returns their paths.
+
+    ``x``: the axis of every panel, or per environment (:func:`panel_axes`)."""
     plt = import_pyplot()
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
@@ -297,10 +320,11 @@ def draw(
                 label=f"{label} (n={int(c.n.max())})",
             )
             ax.fill_between(c.x, c.low, c.high, color=colors[label], alpha=0.2, linewidth=0)
+        axis = x if isinstance(x, str) else x[env]
         ax.set_title(env)
-        ax.set_xlabel(X_AXES[x])
+        ax.set_xlabel(X_AXES[axis])
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # long step counts must not overlap
-        if x == "env_steps":
+        if axis in ("env_steps", "grad_steps"):
             ax.xaxis.set_major_formatter(FuncFormatter(_steps_label))
         ax.set_ylabel(metric)
         if "success" in metric:
@@ -327,26 +351,32 @@ def plot_runs(
     paths: Sequence[str],
     out_dir: str,
     metric: str = "eval/success",
-    x: str = "env_steps",
+    x: str = AUTO_X,
     band: str = "std",
     name: str = "curves",
     title: str = "",
 ) -> dict[str, Any]:
     """Everything ``crl plot`` does: figure (PNG, SVG) and ``<name>.md`` table in ``out_dir``.
 
-    Returns ``{"figures": [paths], "table": path, "markdown": text, "curves": {...}}``.
+    ``x`` is one of ``X_AXES`` or ``auto`` (per panel: gradient steps for offline runs).
+    Returns ``{"figures": [paths], "table": path, "markdown": text, "curves": {...},
+    "x": {env: axis}}``.
     """
-    if x not in X_AXES:
-        raise ConfigError(f"unknown x axis {x!r}; valid choices: {', '.join(X_AXES)}")
+    if x not in X_AXES and x != AUTO_X:
+        raise ConfigError(f"unknown x axis {x!r}; valid choices: {', '.join([AUTO_X, *X_AXES])}")
     if band not in BANDS:
         raise ConfigError(f"unknown band {band!r}; valid choices: {', '.join(BANDS)}")
     groups = group_runs(find_runs(paths))
-    data = curves(groups, metric, x, band)
+    axes = panel_axes(groups, metric, x)
+    data = {
+        env: {label: curve(runs, metric, axes[env], band) for label, runs in lines.items()}
+        for env, lines in groups.items()
+    }
     if not any(len(c.x) for lines in data.values() for c in lines.values()):
         raise ConfigError(f"no run under {', '.join(paths)} has logged {metric!r} yet")
-    figures = draw(data, os.path.join(out_dir, name), metric, x, band, title)
+    figures = draw(data, os.path.join(out_dir, name), metric, axes, band, title)
     markdown = markdown_table(summary_rows(groups, metric), metric)
     table = os.path.join(out_dir, f"{name}.md")
     with open(table, "w", encoding="utf-8") as f:
         f.write(markdown)
-    return {"figures": figures, "table": table, "markdown": markdown, "curves": data}
+    return {"figures": figures, "table": table, "markdown": markdown, "curves": data, "x": axes}

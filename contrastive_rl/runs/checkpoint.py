@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
+from contrastive_rl.errors import InputError, MissingInputError
 from contrastive_rl.runs.files import (
     DATA_FILE,
     META_FILE,
@@ -67,7 +68,7 @@ def _impl_name(key: Any) -> str:
     return _IMPL_TAGS.get(name, name)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint that cannot be restored: damaged, or not the structure of the template."""
 
 
@@ -266,7 +267,7 @@ def _read(directory: str | os.PathLike[str]) -> tuple[Any, dict, str]:
     """``(state dict, metadata, path)`` of the directory's checkpoint, its checksum verified."""
     path = checkpoint_path(directory)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no checkpoint at {path}")
+        raise MissingInputError(f"no checkpoint at {path}")
     with open(path, "rb") as f:
         raw = f.read()
     try:

@@ -15,7 +15,7 @@ from typing import Any
 
 from contrastive_rl.config import FIELDS, Config
 from contrastive_rl.envs.registry import closest
-from contrastive_rl.errors import ConfigError, RunDirError
+from contrastive_rl.errors import ConfigError, MissingInputError, RunDirError
 
 CONFIG_FILE = "config.json"
 # Ignored when comparing a stored config with a new one: where the run is written and where its
@@ -59,7 +59,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     path = os.fspath(path)
     file = os.path.join(path, CONFIG_FILE) if os.path.isdir(path) else path
     if not os.path.isfile(file):
-        raise FileNotFoundError(f"no run config at {file}")
+        raise MissingInputError(f"no run config at {file}")
     try:
         with open(file, encoding="utf-8") as f:
             values = json.load(f)

@@ -60,8 +60,9 @@ class Collector(Protocol):
     def gather(self, state: Any, how: str) -> Any:
         """The data of the unroll after those ``state`` holds; waits for it."""
 
-    def prefetch(self, state: Any, actor_params: Any) -> None:
-        """Start the unroll after the one just gathered, acting with ``actor_params``."""
+    def prefetch(self, state: Any, actor_params: Any, absorbed: bool = False) -> None:
+        """Start the unroll after the one just gathered, acting with ``actor_params``; with
+        ``absorbed``, ``state`` already holds that one (an iteration finished on resume)."""
 
     def absorb(
         self, state: Any, actor_params: Any, key: jax.Array, data: Any, how: str
@@ -157,7 +158,7 @@ class JaxCollector:
     def gather(self, state: CollectorState, how: str) -> None:
         return None
 
-    def prefetch(self, state: CollectorState, actor_params: Any) -> None:
+    def prefetch(self, state: CollectorState, actor_params: Any, absorbed: bool = False) -> None:
         return None
 
     def refresh(self, state: CollectorState, before: Any, after: Any) -> CollectorState:
@@ -331,9 +332,11 @@ class HostCollector:
         unroll = self.actors.receive_unroll()
         return {"states": unroll.states, "actions": unroll.actions, "success": unroll.success}
 
-    def prefetch(self, state: HostCollectorState, actor_params: Any) -> None:
+    def prefetch(
+        self, state: HostCollectorState, actor_params: Any, absorbed: bool = False
+    ) -> None:
         if self.lag:
-            self._submit(int(state.unrolls) + 1, actor_params, "sample")
+            self._submit(int(state.unrolls) + (0 if absorbed else 1), actor_params, "sample")
 
     def absorb(
         self,

@@ -28,7 +28,7 @@ from contrastive_rl.runs import checkpoint
 from contrastive_rl.runs.config_files import CONFIG_FILE, load_config, stored_config_differences
 from contrastive_rl.runs.metrics import STEP_KEY, MetricsLogger, ScalarMirror, read_metrics
 from contrastive_rl.runs.signals import StopSignals
-from contrastive_rl.training.trainer import Trainer
+from contrastive_rl.training.trainer import Trainer, Unfinished
 
 
 @dataclass
@@ -45,6 +45,9 @@ class Progress:
     eval_pending: bool = False
     # Each training iteration's metrics since the last evaluation, averaged into the next record.
     pending_metrics: list[dict[str, float]] = field(default_factory=list)
+    # A training iteration a stop interrupted between two update calls: its collection's stats;
+    # the state holds its collection, not its updates (the counters are those before it).
+    unfinished: dict[str, float] | None = None
 
     @staticmethod
     def from_checkpoint(saved: dict[str, Any]) -> Progress:
@@ -81,7 +84,8 @@ def _all_finite(tree: Any) -> bool:
 
 
 class StopRequest(StopSignals):
-    """Turns Ctrl-C / SIGTERM into a clean stop (with a checkpoint) after the current iteration."""
+    """Turns Ctrl-C / SIGTERM into a clean stop (with a checkpoint) after the current iteration,
+    or between two update calls of a long one (``Trainer.split``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -94,7 +98,9 @@ class StopRequest(StopSignals):
         super().handle(signum, frame)
         name = signal.Signals(signum).name
         print(
-            f"\n{name}: stopping after this iteration (Ctrl-C again to abort)...", file=sys.stderr
+            f"\n{name}: stopping after the current update call or iteration (Ctrl-C again to "
+            f"abort)...",
+            file=sys.stderr,
         )
 
 
@@ -271,6 +277,7 @@ class Run:
             )
             raise
         finally:
+            self.trainer.stop_requested = lambda: False  # the run's stop flag ends with it
             bar.close()
             self.metrics.close()
             self.trainer.close()
@@ -295,7 +302,18 @@ class Run:
                     p.warmup_iterations += 1
                     grads = 0
                 else:
-                    self.state, metrics = self.trainer.iteration(self.state)
+                    self.trainer.stop_requested = lambda: stop.requested
+                    if p.unfinished is not None:  # stopped between its updates: finish it
+                        self.state, metrics = self.trainer.finish_iteration(
+                            self.state, p.unfinished
+                        )
+                    else:
+                        self.state, metrics = self.trainer.iteration(self.state)
+                    if isinstance(metrics, Unfinished):
+                        p.unfinished = metrics.stats
+                        p.wall_time += time.perf_counter() - tick
+                        break  # checkpointed below, without this iteration's updates
+                    p.unfinished = None
                     grads = budget.grad_steps_per_iteration
                     host = {k: float(v) for k, v in jax.device_get(metrics).items()}
                     self.check_finite(host, self.step + (steps if steps else grads))

@@ -3,7 +3,8 @@
 An iteration takes ``num_envs x unroll_length`` env steps from the collector (``collect.py``:
 JAX environments inside the jit, CPU simulators in workers), hands finished episodes to the
 replay, then runs K = round(num_envs * unroll_length * utd) gradient steps under ``lax.scan``,
-each sampling and relabelling its own batch. Iterations without updates come first: uniform
+each sampling and relabelling its own batch (a long K in several calls, the stop flag checked
+between them: ``update_calls``). Iterations without updates come first: uniform
 random actions for ``min_replay_size`` env steps, and in any case until the first episodes are
 whole. The host loop around it only evaluates, logs and checkpoints. The budget is exact: the
 run does the env steps asked, rounded up to whole iterations (and says so), never fewer.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +157,40 @@ def offline_steps_per_iteration(eval_every: int) -> int:
     return best if best >= 8 else MAX_OFFLINE_STEPS_PER_ITERATION
 
 
+# How the K updates of an online iteration are run: the host loop checks for a stop request
+# (SIGINT, SIGTERM) between calls to the device, so a stop waits for one call, not a whole
+# iteration. State networks: K up to ONE_CALL_UPDATES in the one jitted iteration, as always;
+# a longer K in scans of at most MAX_SCAN_UPDATES (seconds on a CPU), the same updates as one
+# scan of K, bit for bit. Image networks: IMAGE_UPDATES_PER_CALL updates per call, written out
+# one after another, never in a loop: XLA's CPU backend runs a convolution inside a loop (a
+# scan) about 25x slower than outside one (docs/benchmarks.md, "Image updates on a CPU").
+ONE_CALL_UPDATES = 256
+MAX_SCAN_UPDATES = 64
+IMAGE_UPDATES_PER_CALL = 4
+
+
+def update_calls(k: int, most: int) -> tuple[int, ...]:
+    """K updates as calls of at most ``most`` updates: equal calls where a divisor of K of at
+    least ``most / 2`` allows it, else calls of ``most`` and one of the remainder (each distinct
+    size compiles once)."""
+    if k <= most:
+        return (k,)
+    divisor = max(d for d in range(1, most + 1) if k % d == 0)
+    if 2 * divisor >= most:
+        return (divisor,) * (k // divisor)
+    return (most,) * (k // most) + ((k % most,) if k % most else ())
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """What an iteration interrupted by a stop request between two update calls hands back in
+    place of its metrics: its collection's ``episodes``/``successes``. The state beside it holds
+    the iteration's collection (in the replay and the episodes in flight) and not its updates;
+    ``Trainer.finish_iteration`` runs them (on resume), exactly as they would have run."""
+
+    stats: dict[str, float]
+
+
 def data_parallel_mesh(config: Config) -> Mesh | None:
     """A 1-D mesh over the devices that share each batch, or None for a single device.
 
@@ -193,6 +229,8 @@ class Trainer:
         self.dataset_replay: ReplayState | None = None
         self.collector: Collector | None = None
         self.evaluator: Any = None
+        self.split, self.unrolled_updates, self.update_calls = False, False, ()  # set online
+        self.stop_requested: Callable[[], bool] = lambda: False  # set by the run loop
         try:
             self._build()
         except BaseException:  # a refused config must not leave worker processes behind
@@ -226,6 +264,19 @@ class Trainer:
         self.evaluator = make_evaluator(config, self.backend, self.nets)
         self._warmup_jit = jax.jit(self._warmup, donate_argnums=0, static_argnames="how")
         self._iteration_jit = jax.jit(self._iteration, donate_argnums=0)
+        # Iterations whose K updates would run long in one call run them in several (the
+        # stop flag is checked between calls); the others stay one jitted iteration.
+        k = self.budget.grad_steps_per_iteration
+        self.unrolled_updates = spec.image_shape is not None
+        if self.unrolled_updates:
+            self.update_calls = update_calls(k, IMAGE_UPDATES_PER_CALL)
+        else:
+            self.update_calls = (k,) if k <= ONE_CALL_UPDATES else update_calls(k, MAX_SCAN_UPDATES)
+        self.split = self.unrolled_updates or len(self.update_calls) > 1
+        self._absorb_jit = jax.jit(self._absorb, donate_argnums=0)
+        self._update_keys_jit = jax.jit(self._update_keys)
+        self._update_call_jit = jax.jit(self._update_call)
+        self._finish_jit = jax.jit(self._finish, donate_argnums=0)
 
     def _build_offline(self) -> None:
         """The evaluation environment's spec, the dataset in a replay, K jitted updates."""
@@ -325,14 +376,46 @@ class Trainer:
         data = self.collector.gather(state.collector, how)
         return self._warmup_jit(state, data, how=how)
 
-    def iteration(self, state: LoopState) -> tuple[LoopState, dict[str, jax.Array]]:
+    def iteration(self, state: LoopState) -> tuple[LoopState, Any]:
         """Collection, insertion and K gradient steps (the next unroll may start meanwhile);
-        offline, the K gradient steps only."""
+        offline, the K gradient steps only.
+
+        Where the K updates run in several calls (``split``), a stop request seen between two
+        of them (``stop_requested``) ends the iteration early: ``(state, Unfinished)``, the
+        state with this iteration's collection and without its updates.
+        """
         if self.offline:
             return self._learn_offline(state, self.dataset_replay)
         data = self.collector.gather(state.collector, "sample")
         self.collector.prefetch(state.collector, state.learner.actor_params)
-        return self._iteration_jit(state, data)
+        if not self.split:
+            return self._iteration_jit(state, data)
+        absorbed, stats = self._absorb_jit(state, data)
+        return self._learn(absorbed, stats)
+
+    def finish_iteration(self, state: LoopState, stats: dict[str, float]) -> tuple[LoopState, Any]:
+        """The updates of an iteration a stop interrupted (``Unfinished``), on resume: the next
+        unroll starts as it did, then the K updates and the refresh, as uninterrupted."""
+        self.collector.prefetch(state.collector, state.learner.actor_params, absorbed=True)
+        return self._learn(state, {k: jnp.float32(v) for k, v in stats.items()})
+
+    def _learn(self, absorbed: LoopState, stats: dict[str, Any]) -> tuple[LoopState, Any]:
+        keys = self._update_keys_jit(absorbed.key)
+        learner, metrics, start = absorbed.learner, [], 0
+        for size in self.update_calls:
+            if self.stop_requested():
+                host = {k: float(v) for k, v in jax.device_get(stats).items()}
+                return absorbed, Unfinished(host)
+            learner, call_metrics = self._update_call_jit(
+                learner, absorbed.replay, keys[start : start + size]
+            )
+            jax.block_until_ready(learner)  # the stop flag is checked after each call
+            metrics.append(call_metrics)
+            start += size
+        # Each metric's K values as one array, as the one scan returns them: their mean in
+        # ``_finish`` is then the one scan's, bit for bit.
+        stacked = {k: jnp.concatenate([m[k] for m in metrics]) for k in metrics[0]}
+        return self._finish_jit(absorbed, learner, stacked, stats)
 
     def evaluate(self, actor_params: Any, key: jax.Array) -> dict[str, Any]:
         return self.evaluator.evaluate(actor_params, key)
@@ -372,20 +455,64 @@ class Trainer:
         metrics.update({f"collect/{k}": v for k, v in episode_stats.items()})
         return LoopState(learner=learner, replay=replay, collector=collector, key=key), metrics
 
+    # The iteration in parts (``split``): the same keys, the same updates as ``_iteration``.
+    def _absorb(self, state: LoopState, data: Any) -> tuple[LoopState, dict[str, jax.Array]]:
+        """Collection and insertion; the loop key is left as it was (``_finish`` splits it)."""
+        _, collect_key, _ = jax.random.split(state.key, 3)
+        collector, finished, episode_stats = self.collector.absorb(
+            state.collector, state.learner.actor_params, collect_key, data, "sample"
+        )
+        replay = self._insert(state.replay, finished)
+        return state.replace(collector=collector, replay=replay), episode_stats
+
+    def _update_keys(self, key: jax.Array) -> jax.Array:
+        _, _, update_key = jax.random.split(key, 3)
+        return jax.random.split(update_key, self.budget.grad_steps_per_iteration)
+
+    def _update_call(self, learner: TrainState, replay: ReplayState, keys: jax.Array):
+        """One call's share of the K updates: a scan, or written out for image networks."""
+        if not self.unrolled_updates:
+            return jax.lax.scan(lambda ts, k: self._one_update(ts, replay, k), learner, keys)
+        steps = []
+        for i in range(keys.shape[0]):
+            learner, step_metrics = self._one_update(learner, replay, keys[i])
+            steps.append(step_metrics)
+        return learner, jax.tree.map(lambda *v: jnp.stack(v), *steps)
+
+    def _finish(
+        self,
+        absorbed: LoopState,
+        learner: TrainState,
+        update_metrics: dict[str, jax.Array],
+        episode_stats: dict[str, jax.Array],
+    ) -> tuple[LoopState, dict[str, jax.Array]]:
+        key, _, _ = jax.random.split(absorbed.key, 3)
+        metrics = {f"train/{k}": v.mean() for k, v in update_metrics.items()}
+        collector = self.collector.refresh(
+            absorbed.collector, absorbed.learner.actor_params, learner.actor_params
+        )
+        metrics.update({f"collect/{k}": v for k, v in episode_stats.items()})
+        state = LoopState(learner=learner, replay=absorbed.replay, collector=collector, key=key)
+        return state, metrics
+
     def _learn_from_dataset(self, state: LoopState, replay: ReplayState):
         key, update_key = jax.random.split(state.key)
         learner, metrics = self._updates(state.learner, replay, update_key)
         return state.replace(learner=learner, key=key), metrics
 
     # -- K gradient steps under lax.scan ---------------------------------------------------------
+    def _one_update(self, learner: TrainState, replay: ReplayState, k: jax.Array):
+        """One gradient step on a batch it samples (and relabels) with its own key."""
+        sample_key, step_key = jax.random.split(k)
+        batch = self.replay.sample(replay, sample_key, self.config.batch_size)
+        if self.mesh is not None:  # rows split over devices; XLA gathers the negatives
+            rows = NamedSharding(self.mesh, PartitionSpec("data"))
+            batch = jax.lax.with_sharding_constraint(batch, rows)
+        return self.learner.update(learner, batch, step_key)
+
     def _updates(self, learner: TrainState, replay: ReplayState, key: jax.Array):
         def one_update(learner: TrainState, k: jax.Array):
-            sample_key, step_key = jax.random.split(k)
-            batch = self.replay.sample(replay, sample_key, self.config.batch_size)
-            if self.mesh is not None:  # rows split over devices; XLA gathers the negatives
-                rows = NamedSharding(self.mesh, PartitionSpec("data"))
-                batch = jax.lax.with_sharding_constraint(batch, rows)
-            return self.learner.update(learner, batch, step_key)
+            return self._one_update(learner, replay, k)
 
         keys = jax.random.split(key, self.budget.grad_steps_per_iteration)
         learner, metrics = jax.lax.scan(one_update, learner, keys)
