@@ -52,7 +52,8 @@ import numpy as np
 from contrastive_rl.config import FIELDS, make_config
 from contrastive_rl.envs import MUJOCO_IMAGE_ENVS, is_offline, resolve_backend
 from contrastive_rl.flags import add_config_flags
-from contrastive_rl.training.trainer import IMAGE_UPDATES_PER_CALL, Trainer
+from contrastive_rl.training.budget import IMAGE_UPDATES_PER_CALL
+from contrastive_rl.training.trainer import Trainer
 
 
 def timed(fn, repeats: int) -> float:

@@ -22,8 +22,9 @@ from contrastive_rl.experiments.collect import CollectOptions, collect  # noqa: 
 from contrastive_rl.presets import OFFLINE_SETTINGS  # noqa: E402
 from contrastive_rl.runs import rundir  # noqa: E402
 from contrastive_rl.runs.metrics import read_metrics  # noqa: E402
+from contrastive_rl.training.budget import Budget, offline_steps_per_iteration  # noqa: E402
 from contrastive_rl.training.runner import Run, evaluate_run  # noqa: E402
-from contrastive_rl.training.trainer import Budget, Trainer, offline_steps_per_iteration  # noqa: E402
+from contrastive_rl.training.trainer import Trainer  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,9 @@ from contrastive_rl.config import make_config
 from contrastive_rl.runs import rundir
 from contrastive_rl.runs.config_files import load_config
 from contrastive_rl.runs.metrics import read_metrics
+from contrastive_rl.training.budget import update_calls
 from contrastive_rl.training.runner import Run
-from contrastive_rl.training.trainer import Trainer, Unfinished, update_calls
+from contrastive_rl.training.trainer import Trainer, Unfinished
 
 TINY = dict(
     env="point_Small",

@@ -14,8 +14,9 @@ from contrastive_rl.errors import RunDirError
 from contrastive_rl.runs import checkpoint, rundir
 from contrastive_rl.runs.config_files import load_config
 from contrastive_rl.runs.metrics import read_metrics
+from contrastive_rl.training.budget import Budget
 from contrastive_rl.training.runner import DivergedError, Run, evaluate_run
-from contrastive_rl.training.trainer import Budget, Trainer
+from contrastive_rl.training.trainer import Trainer
 
 TINY = dict(
     env="point_Small",

@@ -27,6 +27,7 @@ from contrastive_rl.agent.networks import Networks, make_networks, mode, sample_
 from contrastive_rl.config import Config, ConfigError
 from contrastive_rl.envs.base import EnvState, JaxEnv
 from contrastive_rl.envs.spec import EnvSpec
+from contrastive_rl.training.budget import unroll_steps
 
 
 @struct.dataclass
@@ -74,19 +75,6 @@ class Collector(Protocol):
 
     def close(self) -> None:
         """Stop workers (nothing to do for JAX environments)."""
-
-
-def unroll_steps(unroll_length: int, episode_length: int) -> int:
-    """Env steps per env per iteration; 0 means one whole episode. Must divide the episode."""
-    unroll = unroll_length or episode_length
-    if episode_length % unroll:
-        divisors = [d for d in range(1, episode_length + 1) if episode_length % d == 0]
-        raise ConfigError(
-            f"unroll_length ({unroll}) must divide the episode length ({episode_length}) "
-            f"so that episodes end between iterations; valid: 0 (whole episodes) or one "
-            f"of {divisors}"
-        )
-    return unroll
 
 
 # -- acting -----------------------------------------------------------------------------------
@@ -453,5 +441,4 @@ __all__ = [
     "policy_action",
     "start_actors",
     "unroll_key_data",
-    "unroll_steps",
 ]
