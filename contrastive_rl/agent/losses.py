@@ -1,9 +1,12 @@
-"""The original's critic, actor and entropy losses (spec section 5), one function per loss.
+"""Each algorithm's losses: the original's critic, actor and entropy losses (spec section 5),
+and the factories the learner calls (``make_critic_loss``, ``make_actor_loss``).
 
-Every critic loss works on the ``[B, B, n]`` logit matrix of ``Critic``: entry (i, j) scores row
-i's state-action against row j's goal, so the diagonal holds the positives and the other
-entries the negatives. The five algorithms differ only in the critic loss (GCBC has none) and
-in the actor loss (GCBC clones the data actions); ``ALGORITHMS`` describes each.
+Every critic loss here works on the ``[B, B, n]`` logit matrix of ``Critic``: entry (i, j) scores
+row i's state-action against row j's goal, so the diagonal holds the positives and the other
+entries the negatives. The original's five algorithms differ only in the critic loss (GCBC has
+none) and in the actor loss (GCBC clones the data actions); ``ALGORITHMS`` describes each. A
+contrastive loss other than the algorithm's own comes from ``energies.py``; TD InfoNCE's losses
+from ``td_infonce.py``.
 """
 
 from __future__ import annotations
