@@ -435,21 +435,25 @@ def test_residual_network_builds_a_residual_goal_critic_that_trains():
 
 
 @pytest.mark.parametrize(
-    ("flags", "chosen"),
+    ("flags", "refused"),
     [
-        (["--energy", "l2"], "energy"),
-        (["--contrastive_loss", "forward_infonce"], "contrastive_loss"),
-        (["--logsumexp_penalty", "0.1"], "logsumexp_penalty"),
+        (["--energy", "l2"], "energy only applies"),
+        (["--contrastive_loss", "forward_infonce"], "contrastive_loss only applies"),
+        (["--logsumexp_penalty", "0.1"], "logsumexp_penalty only applies"),
+        (
+            ["--energy", "cosine", "--logsumexp_penalty", "0"],
+            "energy, logsumexp_penalty only apply",
+        ),
     ],
 )
-def test_critic_choices_are_refused_with_the_reason(flags, chosen, capsys):
+def test_critic_choices_are_refused_with_the_reason(flags, refused, capsys):
     """The contrastive family's options would be silently ignored by TD InfoNCE's own loss:
     ``crl train`` refuses them (exit 2, before anything is written) and says why."""
     assert main(["train", "--alg", "td_infonce", *flags, "--print-config"]) == 2
     err = capsys.readouterr().err
-    assert f"{chosen} only applies to the contrastive algorithms" in err
-    assert "(contrastive_nce, contrastive_cpc)" in err
-    assert "td_infonce cannot use it: its TD loss is a softmax over candidate futures" in err
+    assert f"{refused} to the contrastive algorithms (contrastive_nce, contrastive_cpc)" in err
+    it = "it" if len(flags) == 2 else "them"
+    assert f"td_infonce cannot use {it}: its TD loss is a softmax over candidate futures" in err
 
 
 def test_crl_list_shows_td_infonce(capsys):
