@@ -1,10 +1,13 @@
-"""Critic, actor and the tanh-Gaussian policy distribution of the original (spec section 4).
+"""The agent's networks: the critics, the actor and its tanh-Gaussian distribution (spec
+section 4), and ``make_networks``, which builds them for a run's config.
 
 The critic is bilinear: ``logits[i, j] = phi(s_i, a_i) . psi(g_j)`` for every row/goal pair of a
 batch, so one call scores each row's own goal (the diagonal) against the other rows' goals (the
-negatives). The actor is an MLP with acme's ``NormalTanhDistribution`` head; its distribution is
-written out by hand below (``sample_action``, ``log_prob``, ``mode``) with acme's exact clipping
-at +-0.999 and tail masses, so no distribution library is needed.
+negatives); ``GoalCritic`` is TD InfoNCE's, ``phi(s, a, g) . psi(s_f)``. Encoders and the actor's
+torso are the original's MLPs or deep residual networks (``residual.py``). The actor has acme's
+``NormalTanhDistribution`` head; its distribution is written out by hand below
+(``sample_action``, ``log_prob``, ``mode``) with acme's exact clipping at +-0.999 and tail
+masses, so no distribution library is needed.
 """
 
 from __future__ import annotations
