@@ -240,9 +240,10 @@ def _validate_critic_choices(c: Config) -> None:
             "its TD loss reads sigmoid(logit) as a probability, so it keeps the dot energy "
             "and its own loss",
         )
+        applies, it = ("applies", "it") if len(chosen) == 1 else ("apply", "them")
         raise ConfigError(
-            f"{', '.join(chosen)} only applies to the contrastive algorithms "
-            f"({', '.join(CONTRASTIVE_LOSS_DEFAULTS)}); {c.alg} cannot use it: {why}"
+            f"{', '.join(chosen)} only {applies} to the contrastive algorithms "
+            f"({', '.join(CONTRASTIVE_LOSS_DEFAULTS)}); {c.alg} cannot use {it}: {why}"
         )
     if c.energy == "cosine" and c.repr_norm:
         raise ConfigError(

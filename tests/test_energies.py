@@ -28,6 +28,7 @@ from contrastive_rl.config import (
     CONTRASTIVE_LOSS_DEFAULTS,
     CONTRASTIVE_LOSSES,
     ENERGIES,
+    NETWORKS,
     ConfigError,
     make_config,
 )
@@ -316,9 +317,18 @@ def test_list_shows_the_energies_losses_and_networks(capsys):
     from contrastive_rl.cli import main
 
     assert main(["list"]) == 0
-    out = capsys.readouterr().out
-    for name in (*ENERGIES, *CONTRASTIVE_LOSSES, "--logsumexp_penalty", "mlp", "residual"):
-        assert name in out
+    lines = capsys.readouterr().out.splitlines()
+    # The critic choices' section names the algorithms they apply to (those validation lets
+    # choose), then one line per flag with exactly its valid values.
+    start = next(i for i, line in enumerate(lines) if line.startswith("critic choices of "))
+    named = lines[start].removeprefix("critic choices of ").split(" (")[0]
+    assert named.split(", ") == ["contrastive_nce", "contrastive_cpc"]
+    flags = {line.split()[0]: line.split(None, 1)[1] for line in lines[start + 1 : start + 4]}
+    assert flags["--energy"] == f"{', '.join(ENERGIES)} (default dot)"
+    assert flags["--contrastive_loss"].startswith(f"{', '.join(CONTRASTIVE_LOSSES)} (default")
+    assert "--logsumexp_penalty" in flags
+    section = lines[lines.index("networks (--network):") + 1 : lines.index("presets:")]
+    assert [line.split()[0] for line in section if line[2] != " "] == list(NETWORKS)
 
 
 def test_command_line_flags_reach_the_config(capsys):

@@ -19,11 +19,16 @@ from contrastive_rl.agent.algorithms import ALGORITHMS
 from contrastive_rl.agent.learner import Learner
 from contrastive_rl.agent.losses import make_actor_loss, make_critic_loss
 from contrastive_rl.agent.networks import GoalCritic, init_params, make_networks
+from contrastive_rl.agent.residual import ResidualSpec, residual_param_count
 from contrastive_rl.agent.td_infonce import td_infonce_loss, td_infonce_weights
 from contrastive_rl.cli import main
 from contrastive_rl.config import make_config
 from contrastive_rl.presets import OFFLINE_SETTINGS
 from contrastive_rl.types import Batch
+
+
+def _count(tree) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
 
 
 def _logits(shape, seed=0):
@@ -389,6 +394,66 @@ def test_settings_follow_the_authors_online_and_offline():
     assert make_config("offline_point_U", alg="td_infonce", dataset="x", bc_coef=0.1).bc_coef == 0.1
     # the other algorithms keep the contrastive RL offline settings
     assert make_config("offline_point_U", dataset="x").bc_coef == OFFLINE_SETTINGS["bc_coef"]
+
+
+def test_residual_network_builds_a_residual_goal_critic_that_trains():
+    """``--network residual`` reaches TD InfoNCE's GoalCritic (phi sees s, a and g) and actor:
+    parameter counts in closed form, and one learner update with finite losses that moves
+    the residual blocks."""
+    spec = ResidualSpec(depth=8, width=8)
+    config = make_config(
+        alg="td_infonce",
+        network="residual",
+        residual_depth=spec.depth,
+        residual_width=spec.width,
+        repr_dim=4,
+    )
+    nets = make_networks(TOY_SPEC, config)
+    assert isinstance(nets.critic, GoalCritic) and nets.critic.residual == spec
+    assert nets.actor.residual == spec
+    learner = Learner(nets, config)
+    state = learner.init(jax.random.key(1))
+    actor_p, critic_p = state.actor_params, state.critic_params
+    s, a, g = TOY_SPEC.state_dim, TOY_SPEC.action_dim, TOY_SPEC.goal_dim
+    per_critic = residual_param_count(s + a + g, spec, 4) + residual_param_count(g, spec, 4)
+    assert _count(critic_p) == 2 * per_critic  # twin critics, no temperature parameter
+    assert _count(actor_p) == residual_param_count(s + g, spec, None) + 2 * (spec.width * a + a)
+    for name in ("sag_encoders_0", "sag_encoders_1", "f_encoders_0", "f_encoders_1"):
+        blocks = critic_p["params"][name]["blocks"]  # depth / 4 blocks, stacked for the scan
+        assert {x.shape[0] for x in jax.tree.leaves(blocks)} == {spec.depth // 4}, name
+
+    *_, batch = _setup(b=8)
+    new, metrics = jax.jit(learner.update)(state, batch, jax.random.key(2))
+    for key in ("critic_loss", "loss_next", "loss_future", "actor_loss"):
+        assert np.isfinite(float(metrics[key])), key
+    moved = jax.tree.map(
+        lambda x, y: bool(np.any(np.asarray(x) != np.asarray(y))),
+        state.critic_params["params"]["sag_encoders_0"]["blocks"],
+        new.critic_params["params"]["sag_encoders_0"]["blocks"],
+    )
+    assert all(jax.tree.leaves(moved))
+
+
+@pytest.mark.parametrize(
+    ("flags", "refused"),
+    [
+        (["--energy", "l2"], "energy only applies"),
+        (["--contrastive_loss", "forward_infonce"], "contrastive_loss only applies"),
+        (["--logsumexp_penalty", "0.1"], "logsumexp_penalty only applies"),
+        (
+            ["--energy", "cosine", "--logsumexp_penalty", "0"],
+            "energy, logsumexp_penalty only apply",
+        ),
+    ],
+)
+def test_critic_choices_are_refused_with_the_reason(flags, refused, capsys):
+    """The contrastive family's options would be silently ignored by TD InfoNCE's own loss:
+    ``crl train`` refuses them (exit 2, before anything is written) and says why."""
+    assert main(["train", "--alg", "td_infonce", *flags, "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert f"{refused} to the contrastive algorithms (contrastive_nce, contrastive_cpc)" in err
+    it = "it" if len(flags) == 2 else "them"
+    assert f"td_infonce cannot use {it}: its TD loss is a softmax over candidate futures" in err
 
 
 def test_crl_list_shows_td_infonce(capsys):

@@ -1,8 +1,8 @@
 """The algorithms, the original's five and TD InfoNCE: what each trains, read by the learner
 and ``crl list``.
 
-Plain Python, so the command line can list them without importing JAX; their losses live in
-``losses.py``.
+Plain Python, so the command line can list them without importing JAX; ``losses.py`` builds
+their losses (TD InfoNCE's from ``td_infonce.py``).
 """
 
 from __future__ import annotations

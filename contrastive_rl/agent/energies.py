@@ -96,7 +96,8 @@ def diagonal_energy(
 # -- contrastive losses on logits [B, B, n] -------------------------------------------------------
 
 
-def _check_logits(logits: jax.Array) -> None:
+def check_logits(logits: jax.Array) -> None:
+    """Raises ``ValueError`` unless ``logits`` is ``[B, B, n]`` (rows by goals by critics)."""
     if logits.ndim != 3 or logits.shape[0] != logits.shape[1]:
         raise ValueError(f"expected logits of shape [B, B, n], got {logits.shape}")
 
@@ -105,7 +106,7 @@ def binary_nce(logits: jax.Array, logsumexp_penalty: float = 0.0) -> jax.Array:
     """Sigmoid cross-entropy of every (row, goal) entry against the identity: the diagonal is
     pushed up, every off-diagonal entry down; mean over all B^2 n entries, plus
     ``c * mean(lse_row^2)``."""
-    _check_logits(logits)
+    check_logits(logits)
     labels = jnp.eye(logits.shape[0])[:, :, None]
     loss = jnp.mean(
         optax.sigmoid_binary_cross_entropy(logits, jnp.broadcast_to(labels, logits.shape))
@@ -118,7 +119,7 @@ def binary_nce(logits: jax.Array, logsumexp_penalty: float = 0.0) -> jax.Array:
 def forward_infonce(logits: jax.Array, logsumexp_penalty: float = 0.0) -> jax.Array:
     """Per row i (and critic k): softmax over the goals j, cross-entropy against j = i, plus
     ``c * lse_i^2``; mean over rows and critics."""
-    _check_logits(logits)
+    check_logits(logits)
     lse = jax.nn.logsumexp(logits, axis=1)  # [B, n]
     positives = jnp.diagonal(logits, axis1=0, axis2=1).T  # [B, n]
     if logsumexp_penalty:
@@ -129,7 +130,7 @@ def forward_infonce(logits: jax.Array, logsumexp_penalty: float = 0.0) -> jax.Ar
 def backward_infonce(logits: jax.Array, logsumexp_penalty: float = 0.0) -> jax.Array:
     """Per goal j: softmax over the rows i, cross-entropy against i = j: the forward loss of
     the transposed logits (penalty on the column logsumexp)."""
-    _check_logits(logits)
+    check_logits(logits)
     return forward_infonce(jnp.swapaxes(logits, 0, 1), logsumexp_penalty)
 
 

@@ -1,9 +1,12 @@
-"""The original's critic, actor and entropy losses (spec section 5), one function per loss.
+"""Each algorithm's losses: the original's critic, actor and entropy losses (spec section 5),
+and the factories the learner calls (``make_critic_loss``, ``make_actor_loss``).
 
-Every critic loss works on the ``[B, B, n]`` logit matrix of ``Critic``: entry (i, j) scores row
-i's state-action against row j's goal, so the diagonal holds the positives and the other
-entries the negatives. The five algorithms differ only in the critic loss (GCBC has none) and
-in the actor loss (GCBC clones the data actions); ``ALGORITHMS`` describes each.
+Every critic loss here works on the ``[B, B, n]`` logit matrix of ``Critic``: entry (i, j) scores
+row i's state-action against row j's goal, so the diagonal holds the positives and the other
+entries the negatives. The original's five algorithms differ only in the critic loss (GCBC has
+none) and in the actor loss (GCBC clones the data actions); ``ALGORITHMS`` describes each. A
+contrastive loss other than the algorithm's own comes from ``energies.py``; TD InfoNCE's losses
+from ``td_infonce.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,12 @@ import jax.numpy as jnp
 import optax
 
 from contrastive_rl.agent.algorithms import ALGORITHMS, Algorithm
-from contrastive_rl.agent.energies import contrastive_loss
+from contrastive_rl.agent.energies import (
+    binary_nce,
+    check_logits,
+    contrastive_loss,
+    forward_infonce,
+)
 from contrastive_rl.agent.networks import Networks, log_prob, sample_action
 from contrastive_rl.agent.td_infonce import make_td_infonce_actor_loss, make_td_infonce_critic_loss
 from contrastive_rl.config import Config, contrastive_loss_choice
@@ -34,32 +42,22 @@ CPC_LOGSUMEXP_COEF = 0.01  # the original's logsumexp^2 regulariser of the CPC l
 # -- critic losses on logits [B, B, n] ------------------------------------------------------------
 
 
-def _check_logits(logits: jax.Array) -> None:
-    if logits.ndim != 3 or logits.shape[0] != logits.shape[1]:
-        raise ValueError(f"expected logits of shape [B, B, n], got {logits.shape}")
-
-
 def nce_loss(logits: jax.Array) -> jax.Array:
     """Binary NCE: sigmoid cross-entropy of every (row, goal) pair against the identity.
 
-    A plain mean over all B^2 entries (positives are not up-weighted) and over the n critics.
+    A plain mean over all B^2 entries (positives are not up-weighted) and over the n critics:
+    ``energies.binary_nce`` without a penalty.
     """
-    _check_logits(logits)
-    labels = jnp.eye(logits.shape[0])[:, :, None]
-    return jnp.mean(
-        optax.sigmoid_binary_cross_entropy(logits, jnp.broadcast_to(labels, logits.shape))
-    )
+    return binary_nce(logits)
 
 
 def cpc_loss(logits: jax.Array) -> jax.Array:
     """InfoNCE: per row, softmax cross-entropy to its own goal + 0.01 * logsumexp_row^2.
 
-    The regulariser pins the row normaliser near zero, so logits stay interpretable as log ratios.
+    The regulariser pins the row normaliser near zero, so logits stay interpretable as log ratios:
+    ``energies.forward_infonce`` with the original's penalty.
     """
-    _check_logits(logits)
-    lse = jax.nn.logsumexp(logits, axis=1)  # [B, n]
-    positives = jnp.diagonal(logits, axis1=0, axis2=1).T  # [B, n]
-    return jnp.mean(lse - positives + CPC_LOGSUMEXP_COEF * lse**2)
+    return forward_infonce(logits, CPC_LOGSUMEXP_COEF)
 
 
 def td_weight(next_prob: jax.Array) -> jax.Array:
@@ -80,7 +78,7 @@ def _td_loss(
 
     ``pos = logits[i, i]``, ``neg = logits[i, i+1 mod B]``: the goal the target critic scored.
     """
-    _check_logits(logits)
+    check_logits(logits)
     b = logits.shape[0]
     pos = jnp.diagonal(logits, axis1=0, axis2=1).T  # [B, n]
     neg = logits[jnp.arange(b), jnp.roll(jnp.arange(b), -1)]  # [B, n]

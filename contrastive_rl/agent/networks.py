@@ -1,10 +1,13 @@
-"""Critic, actor and the tanh-Gaussian policy distribution of the original (spec section 4).
+"""The agent's networks: the critics, the actor and its tanh-Gaussian distribution (spec
+section 4), and ``make_networks``, which builds them for a run's config.
 
 The critic is bilinear: ``logits[i, j] = phi(s_i, a_i) . psi(g_j)`` for every row/goal pair of a
 batch, so one call scores each row's own goal (the diagonal) against the other rows' goals (the
-negatives). The actor is an MLP with acme's ``NormalTanhDistribution`` head; its distribution is
-written out by hand below (``sample_action``, ``log_prob``, ``mode``) with acme's exact clipping
-at +-0.999 and tail masses, so no distribution library is needed.
+negatives); ``GoalCritic`` is TD InfoNCE's, ``phi(s, a, g) . psi(s_f)``. Encoders and the actor's
+torso are the original's MLPs or deep residual networks (``residual.py``). The actor has acme's
+``NormalTanhDistribution`` head; its distribution is written out by hand below
+(``sample_action``, ``log_prob``, ``mode``) with acme's exact clipping at +-0.999 and tail
+masses, so no distribution library is needed.
 """
 
 from __future__ import annotations
@@ -110,6 +113,15 @@ def _l2_normalise(x: jax.Array) -> jax.Array:
     return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), 1e-12))
 
 
+def _encoder(critic: Critic | GoalCritic) -> nn.Module:
+    """One encoder of ``critic`` (called in its ``setup``): the original's MLP to ``repr_dim``,
+    or a residual network (``residual.py``) when the critic has a ``residual`` spec."""
+    if critic.residual is not None:
+        return ResidualMLP(critic.residual, critic.repr_dim, dtype=critic.dtype)
+    sizes = (*critic.hidden, critic.repr_dim)
+    return MLP(sizes, glorot_uniform, layer_norm=critic.layer_norm, dtype=critic.dtype)
+
+
 class Critic(nn.Module):
     """Contrastive critic: ``logits[i, j, k] = phi_k(s_i, a_i) . psi_k(g_j)``, k over twins.
 
@@ -132,18 +144,11 @@ class Critic(nn.Module):
     residual: ResidualSpec | None = None  # residual encoders (residual.py) instead of MLPs
 
     def setup(self) -> None:
-        sizes = (*self.hidden, self.repr_dim)
         if self.image_shape is not None:  # the original shares it, also between twins
             self.torso = AtariTorso(self.image_shape, self.image_pool, self.dtype)
         n = 2 if self.twin else 1
-
-        def encoder() -> nn.Module:
-            if self.residual is not None:
-                return ResidualMLP(self.residual, self.repr_dim, dtype=self.dtype)
-            return MLP(sizes, glorot_uniform, layer_norm=self.layer_norm, dtype=self.dtype)
-
-        self.sa_encoders = [encoder() for _ in range(n)]
-        self.g_encoders = [encoder() for _ in range(n)]
+        self.sa_encoders = [_encoder(self) for _ in range(n)]
+        self.g_encoders = [_encoder(self) for _ in range(n)]
         if self.repr_norm:
             self.log_scale = self.param("log_scale", nn.initializers.zeros, ())
         if self.energy == "cosine":
@@ -203,18 +208,11 @@ class GoalCritic(nn.Module):
     residual: ResidualSpec | None = None  # residual encoders (residual.py) instead of MLPs
 
     def setup(self) -> None:
-        sizes = (*self.hidden, self.repr_dim)
         if self.image_shape is not None:
             self.torso = AtariTorso(self.image_shape, self.image_pool, self.dtype)
         n = 2 if self.twin else 1
-
-        def encoder() -> nn.Module:
-            if self.residual is not None:
-                return ResidualMLP(self.residual, self.repr_dim, dtype=self.dtype)
-            return MLP(sizes, glorot_uniform, layer_norm=self.layer_norm, dtype=self.dtype)
-
-        self.sag_encoders = [encoder() for _ in range(n)]
-        self.f_encoders = [encoder() for _ in range(n)]
+        self.sag_encoders = [_encoder(self) for _ in range(n)]
+        self.f_encoders = [_encoder(self) for _ in range(n)]
 
     def representations(
         self, state: jax.Array, action: jax.Array, goal: jax.Array, future: jax.Array | None = None
