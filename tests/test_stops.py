@@ -12,6 +12,7 @@ import time
 import jax
 import numpy as np
 import pytest
+from test_train import TINY as TRAIN_TINY  # tests/test_train.py
 
 from contrastive_rl.config import make_config
 from contrastive_rl.runs import rundir
@@ -21,18 +22,7 @@ from contrastive_rl.training.budget import update_calls
 from contrastive_rl.training.runner import Run
 from contrastive_rl.training.trainer import Trainer, Unfinished
 
-TINY = dict(
-    env="point_Small",
-    preset="debug",
-    steps=1_000,
-    num_envs=4,  # iterations of 4 envs x 50 steps, K = 200 updates
-    batch_size=16,
-    min_replay_size=200,
-    hidden_layer_sizes=(16, 16),
-    repr_dim=8,
-    eval_every=400,
-    eval_episodes=20,
-)
+TINY = {**TRAIN_TINY, "steps": 1_000}  # iterations of 4 envs x 50 steps, K = 200 updates
 
 
 def tiny(**kw):
