@@ -129,7 +129,13 @@ FLOAT_FIELDS = [
     "utd",
     "checkpoint_every_s",
     "worker_timeout_s",
+    "logsumexp_penalty",
 ]
+
+
+def test_a_negative_logsumexp_penalty_is_refused():
+    with pytest.raises(ConfigError, match="logsumexp_penalty must be >= 0 or 'auto', got -0.1"):
+        make_config(alg="contrastive_cpc", logsumexp_penalty=-0.1)
 
 
 @pytest.mark.parametrize("name", FLOAT_FIELDS)
