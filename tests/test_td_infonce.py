@@ -16,6 +16,7 @@ from toy import TOY_SPEC  # tests/toy.py
 
 from contrastive_rl.agent import td_infonce
 from contrastive_rl.agent.algorithms import ALGORITHMS
+from contrastive_rl.agent.batch_goals import mix_goals
 from contrastive_rl.agent.learner import Learner
 from contrastive_rl.agent.losses import make_actor_loss, make_critic_loss
 from contrastive_rl.agent.networks import GoalCritic, init_params, make_networks
@@ -215,12 +216,13 @@ def test_actor_loss_by_hand(random_goals, bc_coef, monkeypatch):
 
 def test_the_actor_loss_doubles_the_batch_with_half_random_goals():
     config, nets, actor_p, critic_p, _, batch = _setup(random_goals=0.5)
-    state, goal, data_action = td_infonce.actor_goals(nets.spec, batch, 0.5)
+    other = td_infonce.random_goals(nets.spec, batch)
+    state, goal, data_action = mix_goals(batch, 0.5, other)
     assert state.shape == (8, 3) and data_action.shape == (8, 2)
     np.testing.assert_array_equal(goal[:4], batch.goal)
     np.testing.assert_array_equal(goal[4:], np.roll(np.asarray(batch.state), 1, axis=0)[:, 1:3])
     with pytest.raises(ValueError, match="one of 0, 0.5, 1"):
-        td_infonce.actor_goals(nets.spec, batch, 0.25)
+        mix_goals(batch, 0.25, other)
 
 
 # -- a tabular Markov chain -----------------------------------------------------------------------

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import optax
 
 from contrastive_rl.agent.algorithms import ALGORITHMS, Algorithm
+from contrastive_rl.agent.batch_goals import mix_goals, ranking_metrics
 from contrastive_rl.agent.energies import (
     binary_nce,
     check_logits,
@@ -103,13 +104,10 @@ def critic_metrics(logits: jax.Array) -> Metrics:
     """The original's diagnostics, on twin-averaged logits ``[B, B]`` (or ``[B, B, n]``)."""
     if logits.ndim == 3:
         logits = jnp.mean(logits, axis=-1)
-    b = logits.shape[0]
-    eye = jnp.eye(b)
+    eye = jnp.eye(logits.shape[0])
     return {
         "binary_accuracy": jnp.mean((logits > 0) == (eye > 0)),
-        "categorical_accuracy": jnp.mean(jnp.argmax(logits, axis=1) == jnp.arange(b)),
-        "logits_pos": jnp.sum(logits * eye) / b,
-        "logits_neg": jnp.sum(logits * (1 - eye)) / (b * b - b),
+        **ranking_metrics(logits),
         "logsumexp": jnp.mean(jax.nn.logsumexp(logits, axis=1) ** 2),
     }
 
@@ -158,13 +156,10 @@ def _td_critic_loss(nets: Networks, config: Config, mix_in_nce: bool) -> CriticL
 
 
 def contrastive_loss_on_logits(alg: str, config: Config) -> Callable[[jax.Array], jax.Array]:
-    """The critic loss of a contrastive algorithm on its logits: ``nce_loss`` or ``cpc_loss``
-    themselves when ``config`` leaves ``contrastive_loss`` and ``logsumexp_penalty`` at the
-    algorithm's own (so those runs are the original's), else the chosen member of
-    ``energies.CONTRASTIVE_LOSS_FNS`` with its penalty."""
+    """The critic loss of a contrastive algorithm on its logits: the member of
+    ``energies.CONTRASTIVE_LOSS_FNS`` that ``config`` chooses, with its penalty. Left at the
+    algorithm's own, that is ``nce_loss`` or ``cpc_loss`` (the same function, the same graph)."""
     name, penalty = contrastive_loss_choice(config, alg)
-    if (name, penalty) == CONTRASTIVE_LOSS_DEFAULTS[alg]:  # cpc's penalty: CPC_LOGSUMEXP_COEF
-        return {"contrastive_nce": nce_loss, "contrastive_cpc": cpc_loss}[alg]
     return contrastive_loss(name, penalty)
 
 
@@ -186,30 +181,14 @@ def make_critic_loss(alg: str, nets: Networks, config: Config) -> CriticLoss:
     raise ValueError(f"algorithm {alg!r} trains no critic, so it has no critic loss")
 
 
-def mix_goals(batch: Batch, random_goals: float) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """The actor's ``(state, goal, data_action)``: relabelled goals, rolled goals, or both.
-
-    ``jnp.roll(goal, 1)`` gives row i the goal of row i-1, a future state of another episode, so
-    the policy also learns to reach goals its own trajectory never visited.
-    """
-    rolled = jnp.roll(batch.goal, 1, axis=0)
-    if random_goals == 0.0:
-        return batch.state, batch.goal, batch.action
-    if random_goals == 0.5:
-        double = lambda x: jnp.concatenate([x, x], axis=0)  # noqa: E731
-        goal = jnp.concatenate([batch.goal, rolled], axis=0)
-        return double(batch.state), goal, double(batch.action)
-    if random_goals == 1.0:
-        return batch.state, rolled, batch.action
-    raise ValueError(f"random_goals must be one of 0, 0.5, 1, got {random_goals}")
-
-
 def _critic_actor_loss(nets: Networks, config: Config) -> ActorLoss:
     bc_coef = config.bc_coef
     random_goals = config.random_goals
 
     def loss_fn(actor_params, critic_params, batch, key, alpha):
-        state, goal, data_action = mix_goals(batch, random_goals)
+        # Row i's other goal is row i-1's, a future state of another episode.
+        other = jnp.roll(batch.goal, 1, axis=0)
+        state, goal, data_action = mix_goals(batch, random_goals, other)
         loc, scale = nets.policy(actor_params, state, goal)
         action = sample_action(loc, scale, key)
         logp = log_prob(loc, scale, action)

@@ -29,6 +29,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from contrastive_rl.agent.batch_goals import mix_goals, ranking_metrics
 from contrastive_rl.agent.networks import Networks, log_prob, sample_action
 from contrastive_rl.config import Config
 from contrastive_rl.envs.spec import EnvSpec
@@ -83,14 +84,10 @@ def td_infonce_loss(
     log_q = jax.nn.log_softmax(future_logits, axis=1)  # [B, C, n]
     term2 = -jnp.sum(w[:, :, None] * log_q, axis=1)  # [B, n]
     loss = jnp.mean((1.0 - discount) * term1 + discount * term2)
-    mean_next = jnp.mean(next_logits, axis=-1)
-    eye = jnp.eye(b)
     metrics = {
         "loss_next": jnp.mean(term1),
         "loss_future": jnp.mean(term2),
-        "categorical_accuracy": jnp.mean(jnp.argmax(mean_next, axis=1) == jnp.arange(b)),
-        "logits_pos": jnp.sum(mean_next * eye) / b,
-        "logits_neg": jnp.sum(mean_next * (1 - eye)) / max(b * b - b, 1),
+        **ranking_metrics(next_logits),
         "w_entropy": -jnp.mean(jnp.sum(w * jnp.log(jnp.maximum(w, 1e-30)), axis=1)),
     }
     return loss, metrics
@@ -103,23 +100,6 @@ def random_goals(spec: EnvSpec, batch: Batch) -> jax.Array:
     """Row i's commanded goal in the critic: the goal of row i-1's state (the authors' "random
     goal", a state of the batch; rows are independent draws, so it is independent of row i)."""
     return spec.obs_to_goal(jnp.roll(batch.state, 1, axis=0))
-
-
-def actor_goals(
-    spec: EnvSpec, batch: Batch, random_goals_share: float
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """The actor's ``(state, goal, data_action)``: relabelled future goals (0), the critic's
-    random goals (1), or both halves (0.5), as the authors' ``random_goals``."""
-    if random_goals_share == 0.0:
-        return batch.state, batch.goal, batch.action
-    rand = random_goals(spec, batch)
-    if random_goals_share == 1.0:
-        return batch.state, rand, batch.action
-    if random_goals_share == 0.5:
-        double = lambda x: jnp.concatenate([x, x], axis=0)  # noqa: E731
-        goal = jnp.concatenate([batch.goal, rand], axis=0)
-        return double(batch.state), goal, double(batch.action)
-    raise ValueError(f"random_goals must be one of 0, 0.5, 1, got {random_goals_share}")
 
 
 # -- loss factories for the learner ---------------------------------------------------------------
@@ -175,7 +155,7 @@ def make_td_infonce_actor_loss(
     spec = nets.spec
 
     def loss_fn(actor_params, critic_params, batch, key, alpha):
-        state, goal, data_action = actor_goals(spec, batch, share)
+        state, goal, data_action = mix_goals(batch, share, random_goals(spec, batch))
         loc, scale = nets.policy(actor_params, state, goal)
         action = sample_action(loc, scale, key)
         logp = log_prob(loc, scale, action)
