@@ -97,7 +97,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     # The CPU quick check: `./run.sh`, contrastive_nce on point_FourRooms in under five minutes
     # on a 2-core machine. Chosen by measurement (docs/results.md, "Quick check"): at 70.4k env
-    # steps seeds 0-2 reach 0.945, 0.865, 0.935 (median 0.935; 288 s of training for seed 0).
+    # steps seeds 0-2 reach 0.945, 0.865, 0.935 (median 0.935; 288 s of training for seed 0),
+    # but seeds 3-6, not used to choose it, 0.875, 0.885, 0.905, 0.840 (median 0.880; 178 s
+    # alone for seed 3); batch 128, repr_norm and discount 0.9 or 0.95 did not lift that.
     # Measured: batch 64 runs about twice the updates per second of batch 128 on a CPU and
     # learned as well per update here; lr 1e-3 learns faster per
     # update; a learned alpha with the usual SAC target entropy (-|A| = -2) keeps the tanh policy

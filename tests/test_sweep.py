@@ -76,10 +76,16 @@ def test_every_spec_file_in_the_repository_expands():
         "fourrooms_algorithms.toml",
         "paper_state_tasks.toml",
         "report_cpu.toml",
+        "contrastive_family.toml",
+        "td_infonce_fourrooms.toml",
+        "stitch_fourrooms.toml",
+        "stitch_maze11x11.toml",
     }
     sizes = {os.path.basename(f): len(specs.expand(specs.load_spec(f))) for f in specs_found}
     assert sizes["fourrooms_algorithms.toml"] == 15
     assert sizes["paper_state_tasks.toml"] == 125
+    assert sizes["stitch_fourrooms.toml"] == sizes["stitch_maze11x11.toml"] == 9
+    assert (sizes["contrastive_family.toml"], sizes["td_infonce_fourrooms.toml"]) == (12, 3)
     figure = specs.load_spec(os.path.join(ROOT, "sweeps", "fourrooms_algorithms.toml"))
     configs = [r.config for r in specs.expand(figure)]
     assert {(c.steps, c.preset) for c in configs} == {(40_000, "quick")}
