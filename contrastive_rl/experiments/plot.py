@@ -317,7 +317,8 @@ def draw(
                 color=colors[label],
                 marker="o" if len(c.x) <= 40 else None,  # each evaluation; a lone one shows
                 markersize=3,
-                label=f"{label} (n={int(c.n.max())})",
+                # Wrapped: a long label (many differing fields) would squeeze the panel away.
+                label=textwrap.fill(f"{label} (n={int(c.n.max())})", width=48),
             )
             ax.fill_between(c.x, c.low, c.high, color=colors[label], alpha=0.2, linewidth=0)
         axis = x if isinstance(x, str) else x[env]
