@@ -115,6 +115,19 @@ def test_other_differing_fields_become_separate_lines(tmp_path):
     assert list(groups["point_U"]) == ["gcbc, batch_size=128", "gcbc, batch_size=64"]
 
 
+def test_an_empty_field_is_labelled_unset(tmp_path):
+    write_run(tmp_path, "point_U", "contrastive_nce", 0, [(1000, 0.1)])
+    os.rename(tmp_path / "point_U-contrastive_nce-seed0", tmp_path / "a")
+    write_run(
+        tmp_path, "point_U", "contrastive_nce", 0, [(1000, 0.5)], contrastive_loss="forward_infonce"
+    )
+    groups = plot.group_runs(plot.find_runs([str(tmp_path)]))
+    assert list(groups["point_U"]) == [
+        "contrastive_nce, contrastive_loss=forward_infonce",
+        "contrastive_nce, contrastive_loss=unset",
+    ]
+
+
 def test_a_field_added_since_a_run_was_saved_is_not_a_difference(tmp_path):
     write_run(tmp_path, "point_U", "gcbc", 0, [(1000, 0.1)])
     os.rename(tmp_path / "point_U-gcbc-seed0", tmp_path / "old")

@@ -117,9 +117,12 @@ def group_runs(runs: Sequence[RunData]) -> dict[str, dict[str, list[RunData]]]:
 
 
 def short_value(value: Any) -> str:
-    """A config value as a label shows it: ``256x256`` for a list, ``auto`` for None."""
+    """A config value as a label shows it: ``256x256`` for a list, ``auto`` for None, ``unset``
+    for an empty string (``contrastive_loss=""``: the algorithm's own)."""
     if isinstance(value, list):
         return "x".join(str(v) for v in value)
+    if value == "":
+        return "unset"
     return "auto" if value is None else str(value)
 
 
