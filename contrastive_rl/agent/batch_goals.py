@@ -14,8 +14,6 @@ import jax.numpy as jnp
 
 from contrastive_rl.types import Batch
 
-RANDOM_GOALS_SHARES = (0.0, 0.5, 1.0)
-
 
 def mix_goals(
     batch: Batch, share: float, other_goals: jax.Array
