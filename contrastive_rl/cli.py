@@ -23,7 +23,7 @@ from contrastive_rl.config import (
 )
 from contrastive_rl.errors import InputError, WorkerError
 from contrastive_rl.flags import add_config_flags
-from contrastive_rl.presets import CONTRASTIVE_LOSS_DEFAULTS, PRESETS
+from contrastive_rl.presets import CONTRASTIVE_LOSS_DEFAULTS, PRESET_ALGORITHM_SETTINGS, PRESETS
 from contrastive_rl.runs.config_files import read_config_file
 
 # Exit statuses of `crl` (docs/resume.md); a run stopped by a signal exits 128 + its number
@@ -244,6 +244,8 @@ def command_list(args: argparse.Namespace) -> int:
     for name, values in PRESETS.items():
         shown = ", ".join(f"{k}={v}" for k, v in values.items()) or "the original's defaults"
         print(f"  {name:28s} {shown}")
+        for alg, extra in PRESET_ALGORITHM_SETTINGS.get(name, {}).items():
+            print(f"  {'':28s} {alg} also: " + ", ".join(f"{k}={v}" for k, v in extra.items()))
     return 0
 
 

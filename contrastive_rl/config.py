@@ -21,6 +21,7 @@ from contrastive_rl.presets import (
     HOST_UNROLL_LENGTH,
     PRESETS,
     env_settings,
+    preset_settings,
 )
 
 # The critic choices, re-exported for the networks and `crl list` (layers that do not import
@@ -196,8 +197,8 @@ def make_config(
     **overrides: Any,
 ) -> Config:
     """Resolve a config: defaults, then the algorithm's preset, the environment's settings
-    (``env_settings``, then ``ALGORITHM_OFFLINE_SETTINGS`` offline), the named preset, the
-    overrides.
+    (``env_settings``, then ``ALGORITHM_OFFLINE_SETTINGS`` offline), the named preset with its
+    settings for ``alg`` (``preset_settings``), the overrides.
 
     Raises:
         ConfigError: for an unknown name or field, or a value that cannot run.
@@ -215,7 +216,7 @@ def make_config(
     values.update(env_settings(env))
     if env.startswith("offline_"):
         values.update(ALGORITHM_OFFLINE_SETTINGS.get(alg, {}))
-    values.update(PRESETS[preset])
+    values.update(preset_settings(preset, alg))
     values.update(overrides)
     if values.get("dataset"):  # a run resumed from another directory finds the same file
         values["dataset"] = os.path.abspath(os.path.expanduser(values["dataset"]))

@@ -1,7 +1,8 @@
 """Named settings applied over the defaults: per algorithm, per environment, named presets.
 
 ``make_config`` applies them in this order: the algorithm's preset, the environment's settings
-(``env_settings``), the named preset, then explicit flags. Plain Python.
+(``env_settings``), the named preset and its settings for the algorithm (``preset_settings``),
+then explicit flags. Plain Python.
 """
 
 from __future__ import annotations
@@ -96,15 +97,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The original's defaults: nothing to change.
     "paper": {},
     # The CPU quick check: `./run.sh`, contrastive_nce on point_FourRooms in under five minutes
-    # on a 2-core machine. Chosen by measurement (docs/results.md, "Quick check"): at 70.4k env
-    # steps seeds 0-2 reach 0.945, 0.865, 0.935 (median 0.935; 288 s of training for seed 0),
-    # but seeds 3-6, not used to choose it, 0.875, 0.885, 0.905, 0.840 (median 0.880; 178 s
-    # alone for seed 3); batch 128, repr_norm and discount 0.9 or 0.95 did not lift that.
-    # Measured: batch 64 runs about twice the updates per second of batch 128 on a CPU and
-    # learned as well per update here; lr 1e-3 learns faster per
-    # update; a learned alpha with the usual SAC target entropy (-|A| = -2) keeps the tanh policy
-    # from saturating, so its actions keep following the critic near walls; standardised maze
-    # coordinates let the critic's first layer place its ReLU boundaries across the whole maze.
+    # on a 2-core machine; for contrastive_nce also the critic of PRESET_ALGORITHM_SETTINGS.
+    # Chosen by measurement (docs/results.md, "Quick check"): batch 64 runs about twice the
+    # updates per second of batch 128 on a CPU and learned as well per update; lr 1e-3 learns
+    # faster per update; a learned alpha with the usual SAC target entropy (-|A| = -2) keeps the
+    # tanh policy from saturating, so its actions keep following the critic near walls;
+    # standardised maze coordinates let the critic's first layer place its ReLU boundaries across
+    # the whole maze.
     "quick": {
         "steps": 70_400,
         "batch_size": 64,
@@ -171,3 +170,26 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval_episodes": 100,
     },
 }
+
+# A named preset's settings for one algorithm, applied right after the preset (before flags):
+# choices that only some algorithms accept (c_learning, nce+c_learning and td_infonce refuse a
+# critic energy or a contrastive loss), so that every preset stays valid for every algorithm.
+PRESET_ALGORITHM_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    # The quick check's critic: JaxGCRL's L2 energy, symmetric InfoNCE and logsumexp penalty
+    # 0.1. With the original's dot energy and binary NCE the quick check plateaued near 0.88 on
+    # seeds it was not tuned on (median 0.880 over seeds 3-6 at 70.4k env steps); with these,
+    # seeds 60-64, never used to choose anything, ended at 0.915-0.995 (median 0.935), and seed
+    # 0 alone trained in 145 s (docs/results.md, "Quick check").
+    "quick": {
+        "contrastive_nce": {
+            "energy": "l2",
+            "contrastive_loss": "symmetric_infonce",
+            "logsumexp_penalty": 0.1,
+        },
+    },
+}
+
+
+def preset_settings(preset: str, alg: str) -> dict[str, Any]:
+    """The named preset's settings for ``alg``: ``PRESETS`` then ``PRESET_ALGORITHM_SETTINGS``."""
+    return {**PRESETS[preset], **PRESET_ALGORITHM_SETTINGS.get(preset, {}).get(alg, {})}

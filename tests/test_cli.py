@@ -123,6 +123,8 @@ def test_list_shows_every_environment_and_algorithm(capsys):
         "paper",
     ]:
         assert name in out, name
+    # a preset's per-algorithm settings are listed under it
+    assert "contrastive_nce also: energy=l2, contrastive_loss=symmetric_infonce" in out
 
 
 def test_a_budget_that_cannot_run_is_refused_before_the_run_directory_is_written(tmp_path, capsys):

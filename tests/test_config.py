@@ -3,7 +3,7 @@
 import pytest
 
 from contrastive_rl.config import Config, ConfigError, make_config
-from contrastive_rl.presets import PRESETS
+from contrastive_rl.presets import ALGORITHM_PRESETS, PRESETS
 
 
 def test_defaults_are_the_originals():
@@ -33,6 +33,38 @@ def test_algorithm_presets_and_named_presets_apply_in_order():
         assert getattr(quick, k) == v
     # an explicit value beats the preset
     assert make_config(preset="quick", learning_rate=5e-4).learning_rate == 5e-4
+
+
+def test_the_quick_preset_gives_contrastive_nce_its_critic_and_suits_every_algorithm():
+    """The quick check's L2 energy, symmetric InfoNCE and logsumexp penalty are contrastive_nce's
+    alone: c_learning, nce+c_learning and td_infonce refuse critic choices, so the preset must
+    resolve to a valid config for each of them too."""
+    nce = make_config(preset="quick")
+    assert (nce.energy, nce.contrastive_loss, nce.logsumexp_penalty) == (
+        "l2",
+        "symmetric_infonce",
+        0.1,
+    )
+    for alg in ALGORITHM_PRESETS:
+        config = make_config(alg=alg, preset="quick")  # validated on construction
+        assert config.batch_size == 64 and config.input_norm
+        if alg != "contrastive_nce":
+            assert (config.energy, config.contrastive_loss, config.logsumexp_penalty) == (
+                "dot",
+                "",
+                None,
+            )
+    # flags beat the preset's per-algorithm settings as they beat the preset's own
+    original = make_config(
+        preset="quick", energy="dot", contrastive_loss="binary_nce", logsumexp_penalty=0.0
+    )
+    assert (original.energy, original.contrastive_loss, original.logsumexp_penalty) == (
+        "dot",
+        "binary_nce",
+        0.0,
+    )
+    # only the named preset carries them: the paper preset keeps the original's critic
+    assert make_config(preset="paper").energy == "dot"
 
 
 def test_offline_quick_preset_resolves_for_offline_names():
