@@ -166,3 +166,25 @@ def test_errors_name_the_problem(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ConfigError, match=r"pip install 'contrastive_rl\[plot\]'"):
         plot.plot_runs([str(tmp_path)], str(tmp_path / "out"))
+
+
+def test_a_long_legend_goes_below_its_panel_and_the_image_grows_to_hold_it(tmp_path):
+    """Five labels of several differing fields would cover the curves inside the panel."""
+    import imageio.v3 as iio
+
+    x = np.array([1000.0, 2000.0])
+    line = plot.Curve(x, np.array([0.2, 0.8]), np.array([0.1, 0.7]), np.array([0.3, 0.9]), x * 0)
+    long = {
+        f"contrastive_nce, energy=l2, repr_dim={d}, twin_q=False, x={d}": line for d in range(5)
+    }
+    short = {"contrastive_nce": line, "gcbc": line}
+    heights = {}
+    for name, lines in (("long", long), ("short", short)):
+        plot.draw({"point_U": lines}, str(tmp_path / name), x="env_steps")
+        heights[name] = iio.imread(tmp_path / f"{name}.png").shape[0]
+    assert heights["short"] == round(3.4 * 120)  # the panel alone, legend inside
+    assert heights["long"] > heights["short"] + 100  # ten legend lines below the panel
+    # with a panel below it (four envs: two rows of three), the legend stays inside
+    panels = {"point_U": long, **{env: short for env in ("point_Small", "point_Cross", "point_4")}}
+    plot.draw(panels, str(tmp_path / "rows"), x="env_steps")
+    assert iio.imread(tmp_path / "rows.png").shape[0] == 2 * round(3.4 * 120)

@@ -289,6 +289,10 @@ def import_pyplot() -> Any:
     return plt
 
 
+# Text lines a legend may hold inside its panel; a longer one goes below the panel.
+LEGEND_LINES_INSIDE = 6
+
+
 def draw(
     data: dict[str, dict[str, Curve]],
     out_base: str,
@@ -304,13 +308,14 @@ def draw(
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     envs = list(data)
+    legends_below: list[Any] = []
     cols = min(3, len(envs))
     rows = -(-len(envs) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
     labels = sorted({label for lines in data.values() for label in lines})
     colors = {label: f"C{i % 10}" for i, label in enumerate(labels)}
     band_name = "± std over seeds" if band == "std" else "95% bootstrap CI"
-    for ax, env in zip(axes.flat, envs, strict=False):
+    for index, (ax, env) in enumerate(zip(axes.flat, envs, strict=False)):
         for label, c in data[env].items():
             if not len(c.x):
                 continue
@@ -334,7 +339,15 @@ def draw(
         if "success" in metric:
             ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        names = ax.get_legend_handles_labels()[1]
+        nothing_below = index + cols >= len(envs)
+        if nothing_below and sum(name.count("\n") + 1 for name in names) > LEGEND_LINES_INSIDE:
+            # Below the panel: a tall legend inside would cover the curves it names.
+            legend = ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22))
+            legend.set_in_layout(False)  # the panel keeps its size; the saved image grows
+            legends_below.append(legend)
+        else:
+            ax.legend(fontsize=7, loc="best")
     for ax in list(axes.flat)[len(envs) :]:
         ax.set_visible(False)
     suptitle = f"{title + ': ' if title else ''}mean over seeds, band {band_name}"
@@ -345,7 +358,11 @@ def draw(
     written = []
     for ext in ("png", "svg"):
         path = f"{out_base}.{ext}"
-        fig.savefig(path, dpi=120)
+        if legends_below:  # the image grows to hold them, beside everything else it holds
+            extra = fig.get_default_bbox_extra_artists() + legends_below
+            fig.savefig(path, dpi=120, bbox_inches="tight", bbox_extra_artists=extra)
+        else:
+            fig.savefig(path, dpi=120)
         written.append(path)
     plt.close(fig)
     return written
