@@ -145,10 +145,11 @@ def test_an_offline_stitch_task_trains_and_evaluates(tmp_path):
         hidden_layer_sizes=(16, 16),
         repr_dim=8,
         eval_every=64,
-        eval_episodes=10,
+        eval_episodes=100,
     )
     result = train(config, str(tmp_path / "run"), progress_bar=False)
     record = metrics.read_metrics(str(tmp_path / "run"))[-1]
     assert record["grad_steps"] == 64 and np.isfinite(record["train/critic_loss"])
-    # evaluated on the task's far pairs (no start within reach of its goal), not on the data's
-    assert "eval/success" in result and record["eval/init_dist"] > 2.0
+    # evaluated on the task's far pairs: over 100 episodes their start-goal distance averages
+    # 8.8-9.9 (20,000 resets), the uniform pairs of offline_point_FourRooms 5.2-6.6
+    assert "eval/success" in result and record["eval/init_dist"] > 7.5
