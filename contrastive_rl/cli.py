@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
     evaluate.add_argument("--episodes", type=int, default=None, help="episodes (default: config)")
+    evaluate.add_argument(
+        "--no-record",
+        action="store_true",
+        help="do not add the result to the run's evaluations.jsonl (which crl report reads)",
+    )
 
     collect = commands.add_parser(
         "collect",
@@ -191,10 +196,13 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def command_eval(args: argparse.Namespace) -> int:
+    from contrastive_rl.runs.metrics import EVALUATIONS_JSONL
     from contrastive_rl.training.runner import evaluate_run
 
-    result = evaluate_run(args.run_dir, args.episodes)
+    result = evaluate_run(args.run_dir, args.episodes, record=not args.no_record)
     print(json.dumps(result, indent=1))
+    if not args.no_record:
+        print(f"recorded in {args.run_dir.rstrip('/')}/{EVALUATIONS_JSONL}", file=sys.stderr)
     return 0
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from contrastive_rl.cli import main
 from contrastive_rl.runs.config_files import load_config
-from contrastive_rl.runs.metrics import read_metrics
+from contrastive_rl.runs.metrics import read_evaluations, read_metrics
 
 TINY = [
     "--env",
@@ -48,6 +48,12 @@ def test_train_then_eval_then_refuse_then_resume(tmp_path, capsys):
     assert main(["eval", path, "--episodes", "30"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["env_steps"] == 1000 and "eval/final_dist" in evaluated
+    # kept in the run's evaluations.jsonl with its number of episodes (crl report reads it)
+    assert read_evaluations(path) == [{**evaluated, "episodes": 30}]
+    assert main(["eval", path, "--episodes", "0"]) == 2
+    assert "--episodes must be positive, got 0" in capsys.readouterr().err
+    assert main(["eval", path, "--episodes", "20", "--no-record"]) == 0
+    assert len(read_evaluations(path)) == 1
 
     # the same directory with another config is refused, and nothing is lost
     before = open(f"{path}/metrics.jsonl").read()

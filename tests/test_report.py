@@ -9,7 +9,7 @@ from run_dirs import write_run  # tests/run_dirs.py
 
 from contrastive_rl.cli import main
 from contrastive_rl.config import ConfigError
-from contrastive_rl.experiments import report
+from contrastive_rl.experiments import plot, report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -134,7 +134,10 @@ def test_verdicts_follow_the_rules(runs, tmp_path):
     assert "![curves](figures/reproduction.png)" in text
     assert os.path.isfile(out.parent / "figures" / "reproduction.png")
     # 20 s of wall time; planned: the config's default 1M steps, so every run is still to come
-    assert "| sawyer_bin | contrastive_nce | 0, 1 | paper | 10,000 | 1,000,000 | 0.3 |" in text
+    assert (
+        "| sawyer_bin | contrastive_nce | 0, 1 | paper | 10,000 | 1,000,000 | 0.3 "
+        "| training's last evaluation, 200 episodes |" in text
+    )
     assert "**Still to come**" in text and "sawyer_bin gcbc seed 1: 10,000 of 1,000,000" in text
     row = next(line for line in text.splitlines() if line.startswith("| NCE beats GCBC on sawyer"))
     assert "contrastive_nce on sawyer_bin: 0.600 ± 0.141 (n=2)" in row
@@ -334,3 +337,71 @@ def test_a_missing_note_file_is_refused(runs, tmp_path):
     root, claims = runs
     with pytest.raises(ConfigError, match="cannot read the note file nowhere.md"):
         report.make_report([root], claims, str(tmp_path / "R.md"), note="@nowhere.md")
+
+
+def test_a_final_policy_evaluation_gives_the_final_value(tmp_path):
+    """`crl eval --episodes 1000` of the final checkpoint decides, not the training's last 200
+    episodes; a re-evaluation of an earlier checkpoint, or of fewer episodes, does not."""
+    from contrastive_rl.runs.metrics import record_evaluation
+
+    root = str(tmp_path / "sweep")
+    steps = 10000
+    nce = write_run(root, "fetch_push", "contrastive_nce", 0, [(5000, 0.1), (steps, 0.5)])
+    gcbc = write_run(root, "fetch_push", "gcbc", 0, [(5000, 0.1), (steps, 0.45)], steps=steps)
+    record_evaluation(gcbc, {"env_steps": 5000, "eval/success": 0.9, "episodes": 1000})
+    record_evaluation(gcbc, {"env_steps": steps, "eval/success": 0.08, "episodes": 1000})
+    record_evaluation(gcbc, {"env_steps": steps, "eval/success": 0.9, "episodes": 100})
+    record_evaluation(nce, {"env_steps": 5000, "eval/success": 0.0, "episodes": 1000})
+    claims = FAMILY_CLAIMS.split("[[claim]]")
+    verdicts, _ = verdicts_of(root, tmp_path, "[[claim]]".join(claims[:1] + claims[-1:]))
+    verdict = verdicts["gcbc_no_progress"]  # gcbc's 0.08 (1,000 episodes), not its 0.45
+    assert verdict.verdict == "holds" and "gcbc on fetch_push: 0.080 (n=1)" in verdict.measured
+    text = (tmp_path / "R.md").read_text()
+    row = "| fetch_push | gcbc | 0 | paper | 10,000 | 10,000 | 0.3 | crl eval, 1,000 episodes |"
+    assert row in text
+    # NCE's only re-evaluation is of an earlier checkpoint: its final value stays 0.5
+    table, _ = report.finals(plot.find_runs([root]), "eval/success", 1)
+    assert table[("fetch_push", "contrastive_nce")] == [0.5]
+
+
+def test_runs_a_sweep_plans_without_a_directory_are_not_started(tmp_path):
+    from contrastive_rl.experiments.spec import SweepSpec
+    from contrastive_rl.experiments.sweep import write_record
+
+    root = str(tmp_path / "sweep")
+    os.makedirs(root)
+    spec = SweepSpec(("fetch_push", "sawyer_bin"), ("contrastive_nce", "gcbc"), (0,))
+    write_record(root, spec, [])
+    write_run(root, "fetch_push", "contrastive_nce", 0, [(10000, 0.5)], steps=10000)
+    write_run(root, "fetch_push", "gcbc", 0, [(10000, 0.1)])
+    (tmp_path / "claims.toml").write_text(CLAIMS)
+    result = report.make_report([root], str(tmp_path / "claims.toml"), str(tmp_path / "R.md"))
+    assert result["not_started"] == ["sawyer_bin contrastive_nce seed 0", "sawyer_bin gcbc seed 0"]
+    assert result["unfinished"] == ["fetch_push gcbc seed 0: 10,000 of 1,000,000"]
+    text = (tmp_path / "R.md").read_text()
+    assert "**Not started** (planned by the sweep): sawyer_bin contrastive_nce seed 0; " in text
+
+
+def test_keep_metrics_copies_what_the_report_reads_and_not_the_checkpoint(tmp_path):
+    """scripts/keep_metrics.sh: a sweep's runs outside the repository, their metrics in it."""
+    import subprocess
+
+    from contrastive_rl.experiments.spec import SweepSpec
+    from contrastive_rl.experiments.sweep import write_record
+    from contrastive_rl.runs.metrics import record_evaluation
+
+    src, dest = tmp_path / "state", tmp_path / "kept"
+    os.makedirs(src)
+    write_record(str(src), SweepSpec(("fetch_push", "sawyer_bin"), ("gcbc",)), [])
+    run = write_run(str(src), "fetch_push", "gcbc", 0, [(10000, 0.1)], steps=10000)
+    record_evaluation(run, {"env_steps": 10000, "eval/success": 0.08, "episodes": 1000})
+    (src / "fetch_push-gcbc-seed0" / "checkpoint.msgpack").write_bytes(b"\0" * 64)
+    script = os.path.join(ROOT, "scripts", "keep_metrics.sh")
+    subprocess.run(["bash", script, str(src), str(dest)], check=True, capture_output=True)
+    kept = sorted(os.listdir(dest / "fetch_push-gcbc-seed0"))
+    assert kept == ["config.json", "evaluations.jsonl", "metrics.jsonl"]
+    assert (dest / "sweep.json").read_text() == (src / "sweep.json").read_text()
+    (tmp_path / "claims.toml").write_text(CLAIMS)
+    result = report.make_report([str(dest)], str(tmp_path / "claims.toml"), str(tmp_path / "R.md"))
+    assert result["not_started"] == ["sawyer_bin gcbc seed 0"]
+    assert "crl eval, 1,000 episodes" in (tmp_path / "R.md").read_text()

@@ -16,7 +16,12 @@ from contrastive_rl.errors import RunDirError
 from contrastive_rl.runs.checkpoint import save_checkpoint
 from contrastive_rl.runs.config_files import config_differences, load_config
 from contrastive_rl.runs.lock import LOCK_FILE
-from contrastive_rl.runs.metrics import MetricsLogger, read_metrics
+from contrastive_rl.runs.metrics import (
+    MetricsLogger,
+    read_evaluations,
+    read_metrics,
+    record_evaluation,
+)
 from contrastive_rl.runs.rundir import RunDir, default_run_dir, prepare
 
 
@@ -136,6 +141,7 @@ def test_overwrite_deletes_old_run(tmp_path):
     with MetricsLogger(path) as m:
         m.log({"env_steps": 5, "x": 1.0})
     save_checkpoint(path, 1, {"x": jnp.ones(2)}, {})
+    record_evaluation(path, {"env_steps": 5, "eval/success": 0.5, "episodes": 1000})
     (tmp_path / "notes.txt").write_text("mine")
     rd = prepare(path, cfg(batch_size=64), overwrite=True)
     assert rd.config.batch_size == 64 and not rd.resume
@@ -264,3 +270,13 @@ def test_fresh_logger_starts_new_files(tmp_path):
         m.log({"env_steps": 0, "other": 2.0})
     assert read_metrics(path) == [{"env_steps": 0, "other": 2.0}]
     assert len(os.listdir(tmp_path / "tb")) == 1
+
+
+def test_evaluations_are_added_to_and_an_interrupted_line_is_dropped(tmp_path):
+    record_evaluation(tmp_path, {"env_steps": 10, "eval/success": 0.25, "episodes": 1000})
+    with open(tmp_path / "evaluations.jsonl", "a") as f:
+        f.write('{"env_steps": 20, "eval/succ')  # a write cut short (no newline)
+    record_evaluation(tmp_path, {"env_steps": 20, "eval/success": float("nan"), "episodes": 5})
+    records = read_evaluations(tmp_path)
+    assert [r["env_steps"] for r in records] == [10, 20] and records[0]["eval/success"] == 0.25
+    assert math.isnan(records[1]["eval/success"])

@@ -19,7 +19,7 @@ import json
 import os
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,11 +38,13 @@ BOOTSTRAP_SAMPLES = 1000
 
 @dataclass
 class RunData:
-    """A run directory as plotting sees it: its config (as stored) and metric records."""
+    """A run directory as plotting sees it: its config (as stored), metric records, and the
+    re-evaluations of its checkpoints by ``crl eval``."""
 
     path: str
     config: dict[str, Any]
     records: list[dict[str, Any]]
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
 
     def series(self, metric: str, x: str) -> tuple[np.ndarray, np.ndarray]:
         """``(x, value)`` of every record that has ``metric``, in logged order."""
@@ -66,11 +68,11 @@ class Curve:
 
 def read_run(path: str) -> RunData:
     from contrastive_rl.runs.config_files import CONFIG_FILE, with_defaults
-    from contrastive_rl.runs.metrics import read_metrics
+    from contrastive_rl.runs.metrics import read_evaluations, read_metrics
 
     with open(os.path.join(path, CONFIG_FILE), encoding="utf-8") as f:
         config = with_defaults(json.load(f))  # fields added since: not a difference between runs
-    return RunData(path, config, read_metrics(path))
+    return RunData(path, config, read_metrics(path), read_evaluations(path))
 
 
 def find_runs(paths: Iterable[str]) -> list[RunData]:

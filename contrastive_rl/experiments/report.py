@@ -30,6 +30,12 @@ learned the task at this budget (an ``at_most`` claim where no algorithm exceeds
 an ``among_best`` claim where the best is within the margin of zero) **holds vacuously**. The
 report states the budget the runs had and which runs are still short of their planned steps,
 links the figure ``crl plot`` draws of them, and gives the table of final and best values.
+
+A seed's final value is its re-evaluation by ``crl eval`` at the steps it has reached, when it
+has one (``evaluations.jsonl``; the one with the most episodes): a final policy evaluated on
+1,000 episodes says more than the training's last 200. The budget table names where each final
+value comes from. A sweep directory's ``sweep.json`` names the runs it plans: those without a
+directory yet are listed as not started.
 """
 
 from __future__ import annotations
@@ -125,6 +131,37 @@ def read_claims(path: str) -> tuple[dict[str, Any], list[Claim]]:
 Table = dict[tuple[str, str], list[float]]  # (env, algorithm) -> each seed's final value
 
 
+def final_evaluation(run: plot.RunData, metric: str) -> dict[str, Any] | None:
+    """The run's re-evaluation (``crl eval``) at the steps it has reached that has ``metric``,
+    the one with the most episodes (the latest of those); None if it has none."""
+    reached = reached_steps(run)
+    matching = [e for e in run.evaluations if step_of(e) == reached and e.get(metric) is not None]
+    return max(reversed(matching), key=lambda e: e.get("episodes", 0), default=None)
+
+
+def final_of(run: plot.RunData, metric: str, window: int) -> float | None:
+    """A seed's final value: its re-evaluation at the steps reached, else the mean of its last
+    ``window`` training evaluations."""
+    evaluation = final_evaluation(run, metric)
+    if evaluation is not None:
+        return float(evaluation[metric])
+    return plot.final_value(run, metric, window)
+
+
+def final_source(group: Sequence[plot.RunData], metric: str, window: int) -> str:
+    """Where the final values of a group of seeds come from, for the budget table."""
+    sources = []
+    for run in group:
+        evaluation = final_evaluation(run, metric)
+        if evaluation is not None:
+            sources.append(f"crl eval, {int(evaluation.get('episodes', 0)):,} episodes")
+        else:
+            episodes = int(run.config.get("eval_episodes", 0))
+            last = "last evaluation" if window == 1 else f"last {window} evaluations"
+            sources.append(f"training's {last}, {episodes:,} episodes")
+    return "; ".join(dict.fromkeys(sources))
+
+
 def finals(
     runs: Sequence[plot.RunData], metric: str, window: int
 ) -> tuple[Table, dict[tuple[str, str], list[str]]]:
@@ -144,7 +181,7 @@ def finals(
             }
             variants[key] = sorted(labels)
             continue
-        values = [plot.final_value(r, metric, window) for r in group]
+        values = [final_of(r, metric, window) for r in group]
         table[key] = [v for v in values if v is not None]
     return table, variants
 
@@ -225,18 +262,20 @@ def judge(
     return Verdict(claim, verdict, measured)
 
 
+def step_of(record: dict[str, Any]) -> int:
+    """A record's env steps (gradient steps for offline runs, which collect none)."""
+    return int(record.get("env_steps") or record.get("grad_steps") or 0)
+
+
 def reached_steps(run: plot.RunData) -> int:
     """The env steps (gradient steps for offline runs) of the run's last record."""
-    if not run.records:
-        return 0
-    last = run.records[-1]
-    return int(last.get("env_steps") or last.get("grad_steps") or 0)
+    return step_of(run.records[-1]) if run.records else 0
 
 
-def budget_rows(runs: Sequence[plot.RunData]) -> list[str]:
-    """One Markdown row per (env, alg): seeds, preset, steps reached of those planned, and the
+def budget_rows(runs: Sequence[plot.RunData], metric: str, window: int) -> list[str]:
+    """One Markdown row per (env, alg): seeds, preset, steps reached of those planned, the
     mean wall time of a run (its last record's ``wall_time``: training and evaluation, as the
-    run measured it)."""
+    run measured it), and where the final values come from."""
     by: dict[tuple[str, str], list[plot.RunData]] = {}
     for run in runs:
         by.setdefault((run.config["env"], run.config["alg"]), []).append(run)
@@ -250,7 +289,10 @@ def budget_rows(runs: Sequence[plot.RunData]) -> list[str]:
         budget = ", ".join(f"{s:,}" for s in steps) or "none logged"
         wall = f"{np.mean(minutes):.1f}" if minutes else "-"
         of = ", ".join(f"{p:,}" for p in planned)
-        rows.append(f"| {env} | {alg} | {seeds} | {presets} | {budget} | {of} | {wall} |")
+        source = final_source(group, metric, window)
+        rows.append(
+            f"| {env} | {alg} | {seeds} | {presets} | {budget} | {of} | {wall} | {source} |"
+        )
     return rows
 
 
@@ -262,6 +304,23 @@ def unfinished(runs: Sequence[plot.RunData]) -> list[str]:
         for r in runs
         if reached_steps(r) < int(r.config["steps"])
     ]
+
+
+def not_started(paths: Sequence[str]) -> list[str]:
+    """The runs that a sweep directory among ``paths`` plans (its ``sweep.json``) and that have
+    no directory there yet."""
+    from contrastive_rl.experiments.spec import expand
+    from contrastive_rl.experiments.sweep import SWEEP_FILE, read_spec
+
+    planned = []
+    for path in paths:
+        if not os.path.isfile(os.path.join(path, SWEEP_FILE)):
+            continue
+        for run in expand(read_spec(path)):
+            if not os.path.isdir(os.path.join(path, run.name)):
+                values = run.values
+                planned.append(f"{values['env']} {values['alg']} seed {values['seed']}")
+    return planned
 
 
 def read_note(note: str) -> str:
@@ -305,6 +364,7 @@ def make_report(
     verdicts = [judge(c, table, variants) for c in claims]
     png = os.path.relpath(drawn["figures"][0], os.path.dirname(os.path.abspath(out)))
     to_come = unfinished(runs)
+    planned = not_started(paths)
     lines = [
         f"# {settings['title']}",
         "",
@@ -316,13 +376,19 @@ def make_report(
         "",
         "## Budget",
         "",
-        "| env | algorithm | seeds | preset | steps reached | planned | wall time per run (min) |",
-        "|---|---|---|---|---|---|---|",
-        *budget_rows(runs),
+        "| env | algorithm | seeds | preset | steps reached | planned | wall time per run (min) "
+        "| final value from |",
+        "|---|---|---|---|---|---|---|---|",
+        *budget_rows(runs, metric, window),
         "",
         *(
             ["**Still to come** (short of their planned steps): " + "; ".join(to_come) + ".", ""]
             if to_come
+            else []
+        ),
+        *(
+            ["**Not started** (planned by the sweep): " + "; ".join(planned) + ".", ""]
+            if planned
             else []
         ),
         *([note_text, ""] if note_text else []),
@@ -352,4 +418,5 @@ def make_report(
         "verdicts": verdicts,
         "counts": counts,
         "unfinished": to_come,
+        "not_started": planned,
     }

@@ -25,6 +25,9 @@ from contrastive_rl.runs.files import atomic_write, remove
 
 METRICS_JSONL = "metrics.jsonl"
 METRICS_CSV = "metrics.csv"
+# The re-evaluations of a run's checkpoints by `crl eval` (one record each: env_steps,
+# grad_steps, episodes, the eval/* metrics), kept apart from the training's own evaluations.
+EVALUATIONS_JSONL = "evaluations.jsonl"
 TB_DIR = "tb"
 STEP_KEY = "env_steps"
 
@@ -111,6 +114,22 @@ def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     file = os.path.join(path, METRICS_JSONL) if os.path.isdir(path) else path
     records, _ = _read_jsonl(file)
     return [{k: _from_json_value(v) for k, v in r.items()} for r in records]
+
+
+def read_evaluations(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of the run's ``evaluations.jsonl`` (``crl eval``), oldest first."""
+    return read_metrics(os.path.join(os.fspath(path), EVALUATIONS_JSONL))
+
+
+def record_evaluation(path: str | os.PathLike[str], record: Mapping[str, Any]) -> str:
+    """Add ``record`` to the run's ``evaluations.jsonl`` and return the file's path. The file is
+    rewritten whole (atomically), so an interrupted write leaves the earlier records intact."""
+    file = os.path.join(os.fspath(path), EVALUATIONS_JSONL)
+    kept = [json.dumps(r) for r in _read_jsonl(file)[0]]
+    clean = {k: _json_value(_clean_value(k, v)) for k, v in record.items()}
+    line = json.dumps(clean, allow_nan=False)
+    atomic_write(file, "".join(f"{r}\n" for r in [*kept, line]))
+    return file
 
 
 def _columns(records: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -5,6 +5,7 @@ Layout of a run directory::
     config.json                      the resolved Config of the run (written first)
     metrics.jsonl                    one JSON object per logged record, appended and flushed
     metrics.csv                      the same records as CSV (header = union of all keys)
+    evaluations.jsonl                re-evaluations of its checkpoints by ``crl eval``
     tb/events.out.tfevents.*         TensorBoard scalars, step = record["env_steps"] (offline
                                      runs: record["grad_steps"])
     checkpoint.msgpack, .json        the latest checkpoint (contrastive_rl.runs.checkpoint)
@@ -66,11 +67,11 @@ from contrastive_rl.runs.config_files import (
 )
 from contrastive_rl.runs.files import DATA_FILE, META_FILE, atomic_write, has_checkpoint, remove
 from contrastive_rl.runs.lock import RunLock
-from contrastive_rl.runs.metrics import METRICS_CSV, METRICS_JSONL, TB_DIR
+from contrastive_rl.runs.metrics import EVALUATIONS_JSONL, METRICS_CSV, METRICS_JSONL, TB_DIR
 
 # Everything a run writes; --overwrite deletes exactly these (and their temporary files).
-RUN_FILES = (CONFIG_FILE, METRICS_JSONL, METRICS_CSV, DATA_FILE, META_FILE)
-LOG_FILES = (METRICS_JSONL, METRICS_CSV)
+LOG_FILES = (METRICS_JSONL, METRICS_CSV, EVALUATIONS_JSONL)
+RUN_FILES = (CONFIG_FILE, *LOG_FILES, DATA_FILE, META_FILE)
 
 
 def default_run_dir(config: Config) -> str:

@@ -23,10 +23,16 @@ from tqdm import tqdm
 
 from contrastive_rl.actors.workers import WorkerError
 from contrastive_rl.config import Config
-from contrastive_rl.errors import RunDirError
+from contrastive_rl.errors import ConfigError, RunDirError
 from contrastive_rl.runs import checkpoint
 from contrastive_rl.runs.config_files import CONFIG_FILE, load_config, stored_config_differences
-from contrastive_rl.runs.metrics import STEP_KEY, MetricsLogger, ScalarMirror, read_metrics
+from contrastive_rl.runs.metrics import (
+    STEP_KEY,
+    MetricsLogger,
+    ScalarMirror,
+    read_metrics,
+    record_evaluation,
+)
 from contrastive_rl.runs.signals import StopSignals
 from contrastive_rl.training.trainer import Trainer, Unfinished
 
@@ -356,10 +362,14 @@ class Run:
                 )
 
 
-def evaluate_run(path: str, episodes: int | None = None) -> dict[str, float]:
-    """Re-evaluate the last checkpoint of the run in ``path`` (``crl eval``)."""
+def evaluate_run(path: str, episodes: int | None = None, record: bool = False) -> dict[str, float]:
+    """Re-evaluate the last checkpoint of the run in ``path`` (``crl eval``); with ``record``,
+    add the result (and its number of episodes) to the run's ``evaluations.jsonl``, where
+    ``crl report`` takes a finished run's final value from."""
     config = load_config(path)
     if episodes is not None:
+        if episodes <= 0:
+            raise ConfigError(f"--episodes must be positive, got {episodes}")
         config = dataclasses.replace(config, eval_episodes=episodes)
     trainer = Trainer(config, load_data=False)  # an offline run's dataset is not needed
     try:
@@ -370,4 +380,7 @@ def evaluate_run(path: str, episodes: int | None = None) -> dict[str, float]:
     finally:
         trainer.close()
     steps = {"env_steps": progress["env_steps"], "grad_steps": progress.get("grad_steps", 0)}
-    return {**steps, **{k: float(v) for k, v in jax.device_get(result).items()}}
+    evaluation = {**steps, **{k: float(v) for k, v in jax.device_get(result).items()}}
+    if record:
+        record_evaluation(path, {**evaluation, "episodes": config.eval_episodes})
+    return evaluation
