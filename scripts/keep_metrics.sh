@@ -14,7 +14,11 @@ find . -name config.json -not -path './code/*' | while read -r config; do
   run=$(dirname "$config")
   mkdir -p "$dest/$run"
   for name in config.json metrics.jsonl metrics.csv evaluations.jsonl; do
-    [ -f "$run/$name" ] && cp "$run/$name" "$dest/$run/$name.tmp" && mv "$dest/$run/$name.tmp" "$dest/$run/$name"
+    if [ -f "$run/$name" ]; then
+      cp "$run/$name" "$dest/$run/$name.tmp" && mv "$dest/$run/$name.tmp" "$dest/$run/$name"
+    else
+      rm -f "$dest/$run/$name"  # gone from the run (--overwrite): not kept for another run
+    fi
   done
   echo "$run"
 done

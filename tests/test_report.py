@@ -135,7 +135,7 @@ def test_verdicts_follow_the_rules(runs, tmp_path):
     assert os.path.isfile(out.parent / "figures" / "reproduction.png")
     # 20 s of wall time; planned: the config's default 1M steps, so every run is still to come
     assert (
-        "| sawyer_bin | contrastive_nce | 0, 1 | paper | 10,000 | 1,000,000 | 0.3 "
+        "| sawyer_bin | contrastive_nce | 0, 1 | paper | 10,000 | 1,000,000 | 0.3 | 0.600 ± 0.141 "
         "| training's last evaluation, 200 episodes |" in text
     )
     assert "**Still to come**" in text and "sawyer_bin gcbc seed 1: 10,000 of 1,000,000" in text
@@ -357,10 +357,19 @@ def test_a_final_policy_evaluation_gives_the_final_value(tmp_path):
     verdict = verdicts["gcbc_no_progress"]  # gcbc's 0.08 (1,000 episodes), not its 0.45
     assert verdict.verdict == "holds" and "gcbc on fetch_push: 0.080 (n=1)" in verdict.measured
     text = (tmp_path / "R.md").read_text()
-    row = "| fetch_push | gcbc | 0 | paper | 10,000 | 10,000 | 0.3 | crl eval, 1,000 episodes |"
+    row = (
+        "| fetch_push | gcbc | 0 | paper | 10,000 | 10,000 | 0.3 | 0.080 | crl eval, 1,000 episodes"
+    )
     assert row in text
-    # NCE's only re-evaluation is of an earlier checkpoint: its final value stays 0.5
+    # damaged records are passed over; of two with as many episodes, the later one counts
+    with open(os.path.join(gcbc, "evaluations.jsonl"), "a") as f:
+        f.write('{"env_steps": 10000, "eval/success": 0.7, "episodes": "many"}\n')
+        f.write('{"env_steps": 10000, "eval/success": "high", "episodes": 5000}\n')
+        f.write('{"env_steps": "end", "eval/success": 0.7, "episodes": 5000}\n')
+    record_evaluation(gcbc, {"env_steps": steps, "eval/success": 0.09, "episodes": 1000})
     table, _ = report.finals(plot.find_runs([root]), "eval/success", 1)
+    assert table[("fetch_push", "gcbc")] == [0.09]
+    # NCE's only re-evaluation is of an earlier checkpoint: its final value stays 0.5
     assert table[("fetch_push", "contrastive_nce")] == [0.5]
 
 
@@ -376,10 +385,10 @@ def test_runs_a_sweep_plans_without_a_directory_are_not_started(tmp_path):
     write_run(root, "fetch_push", "gcbc", 0, [(10000, 0.1)])
     (tmp_path / "claims.toml").write_text(CLAIMS)
     result = report.make_report([root], str(tmp_path / "claims.toml"), str(tmp_path / "R.md"))
-    assert result["not_started"] == ["sawyer_bin contrastive_nce seed 0", "sawyer_bin gcbc seed 0"]
+    assert result["not_started"] == ["sawyer_bin-contrastive_nce-seed0", "sawyer_bin-gcbc-seed0"]
     assert result["unfinished"] == ["fetch_push gcbc seed 0: 10,000 of 1,000,000"]
     text = (tmp_path / "R.md").read_text()
-    assert "**Not started** (planned by the sweep): sawyer_bin contrastive_nce seed 0; " in text
+    assert "**Not started** (planned by the sweep): sawyer_bin-contrastive_nce-seed0; " in text
 
 
 def test_keep_metrics_copies_what_the_report_reads_and_not_the_checkpoint(tmp_path):
@@ -403,5 +412,9 @@ def test_keep_metrics_copies_what_the_report_reads_and_not_the_checkpoint(tmp_pa
     assert (dest / "sweep.json").read_text() == (src / "sweep.json").read_text()
     (tmp_path / "claims.toml").write_text(CLAIMS)
     result = report.make_report([str(dest)], str(tmp_path / "claims.toml"), str(tmp_path / "R.md"))
-    assert result["not_started"] == ["sawyer_bin gcbc seed 0"]
+    assert result["not_started"] == ["sawyer_bin-gcbc-seed0"]
     assert "crl eval, 1,000 episodes" in (tmp_path / "R.md").read_text()
+    # an evaluation gone from the run (e.g. --overwrite) goes from the copy too
+    os.remove(os.path.join(run, "evaluations.jsonl"))
+    subprocess.run(["bash", script, str(src), str(dest)], check=True, capture_output=True)
+    assert sorted(os.listdir(dest / "fetch_push-gcbc-seed0")) == ["config.json", "metrics.jsonl"]

@@ -280,3 +280,10 @@ def test_evaluations_are_added_to_and_an_interrupted_line_is_dropped(tmp_path):
     records = read_evaluations(tmp_path)
     assert [r["env_steps"] for r in records] == [10, 20] and records[0]["eval/success"] == 0.25
     assert math.isnan(records[1]["eval/success"])
+    # a whole line that is not a record is skipped when read, and kept as it is when added to
+    with open(tmp_path / "evaluations.jsonl", "a") as f:
+        f.write("not json\n")
+    record_evaluation(tmp_path, {"env_steps": 30, "eval/success": 0.5, "episodes": 5})
+    assert (tmp_path / "evaluations.jsonl").read_text().splitlines()[2] == "not json"
+    with pytest.warns(UserWarning, match="not a JSON record"):
+        assert [r["env_steps"] for r in read_evaluations(tmp_path)] == [10, 20, 30]

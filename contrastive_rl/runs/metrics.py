@@ -123,12 +123,16 @@ def read_evaluations(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 def record_evaluation(path: str | os.PathLike[str], record: Mapping[str, Any]) -> str:
     """Add ``record`` to the run's ``evaluations.jsonl`` and return the file's path. The file is
-    rewritten whole (atomically), so an interrupted write leaves the earlier records intact."""
+    rewritten whole (atomically), so an interrupted write leaves the earlier records intact; the
+    earlier lines are kept as they are, except a last line cut short (no newline)."""
     file = os.path.join(os.fspath(path), EVALUATIONS_JSONL)
-    kept = [json.dumps(r) for r in _read_jsonl(file)[0]]
+    kept = ""
+    if os.path.exists(file):
+        with open(file, encoding="utf-8") as f:
+            kept = f.read()
+        kept = kept[: kept.rfind("\n") + 1]  # "" when no line is whole
     clean = {k: _json_value(_clean_value(k, v)) for k, v in record.items()}
-    line = json.dumps(clean, allow_nan=False)
-    atomic_write(file, "".join(f"{r}\n" for r in [*kept, line]))
+    atomic_write(file, kept + json.dumps(clean, allow_nan=False) + "\n")
     return file
 
 

@@ -31,9 +31,10 @@ a run (any config)                     --resume     continue with the *directory
 checkpoint.json without its .msgpack   any but      RunDirError: the checkpoint data is missing;
                                        --overwrite  nothing is deleted
 a run another process is writing       any          RunDirError naming that process's PID
-a run, or leftover run files           --overwrite  the old run's files (config, metrics, tb/,
-                                                    checkpoint) are deleted; fresh run. Files
-                                                    this package does not write are kept.
+a run, or leftover run files           --overwrite  the old run's files (config, metrics,
+                                                    evaluations, tb/, checkpoint) are deleted;
+                                                    fresh run. Files this package does not
+                                                    write are kept.
 run files but no config.json           none         RunDirError: pass --overwrite
 =====================================  ===========  ============================================
 

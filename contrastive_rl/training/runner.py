@@ -33,6 +33,7 @@ from contrastive_rl.runs.metrics import (
     read_metrics,
     record_evaluation,
 )
+from contrastive_rl.runs.rundir import checkpoint_env_steps
 from contrastive_rl.runs.signals import StopSignals
 from contrastive_rl.training.trainer import Trainer, Unfinished
 
@@ -382,5 +383,9 @@ def evaluate_run(path: str, episodes: int | None = None, record: bool = False) -
     steps = {"env_steps": progress["env_steps"], "grad_steps": progress.get("grad_steps", 0)}
     evaluation = {**steps, **{k: float(v) for k, v in jax.device_get(result).items()}}
     if record:
-        record_evaluation(path, {**evaluation, "episodes": config.eval_episodes})
+        now = checkpoint_env_steps(path)  # a run may go on training while it is evaluated
+        if now is None or now < progress["env_steps"]:  # but not start again (--overwrite)
+            print(f"not recorded: {path} was replaced during the evaluation", file=sys.stderr)
+        else:
+            record_evaluation(path, {**evaluation, "episodes": config.eval_episodes})
     return evaluation
