@@ -15,7 +15,6 @@ from typing import Any
 from contrastive_rl.envs.registry import closest
 from contrastive_rl.errors import ConfigError
 from contrastive_rl.presets import (
-    ALGORITHM_OFFLINE_SETTINGS,
     ALGORITHM_PRESETS,
     CONTRASTIVE_LOSS_DEFAULTS,
     HOST_UNROLL_LENGTH,
@@ -196,9 +195,9 @@ def make_config(
     preset: str = "paper",
     **overrides: Any,
 ) -> Config:
-    """Resolve a config: defaults, then the algorithm's preset, the environment's settings
-    (``env_settings``, then ``ALGORITHM_OFFLINE_SETTINGS`` offline), the named preset with its
-    settings for ``alg`` (``preset_settings``), the overrides.
+    """Resolve a config: defaults, then the algorithm's preset, the environment's settings for
+    ``alg`` (``env_settings``), the named preset with its settings for ``alg``
+    (``preset_settings``), the overrides.
 
     Raises:
         ConfigError: for an unknown name or field, or a value that cannot run.
@@ -213,9 +212,7 @@ def make_config(
         Config(env=env, alg=alg, preset=preset)  # raises with the list of choices
     values: dict[str, Any] = {"env": env, "alg": alg, "preset": preset}
     values.update(ALGORITHM_PRESETS[alg])
-    values.update(env_settings(env))
-    if env.startswith("offline_"):
-        values.update(ALGORITHM_OFFLINE_SETTINGS.get(alg, {}))
+    values.update(env_settings(env, alg))
     values.update(preset_settings(preset, alg))
     values.update(overrides)
     if values.get("dataset"):  # a run resumed from another directory finds the same file

@@ -1,8 +1,8 @@
 """Named settings applied over the defaults: per algorithm, per environment, named presets.
 
 ``make_config`` applies them in this order: the algorithm's preset, the environment's settings
-(``env_settings``), the named preset and its settings for the algorithm (``preset_settings``),
-then explicit flags. Plain Python.
+for the algorithm (``env_settings``), the named preset and its settings for the algorithm
+(``preset_settings``), then explicit flags. Plain Python.
 """
 
 from __future__ import annotations
@@ -76,13 +76,14 @@ OFFLINE_SETTINGS: dict[str, Any] = {
 }
 
 
-def env_settings(env: str) -> dict[str, Any]:
-    """Per-environment settings: ``OFFLINE_SETTINGS`` for offline tasks, the launcher's
-    ``IMAGE_SETTINGS`` for image tasks, the unroll of CPU simulators (``HOST_UNROLL_LENGTH``)."""
+def env_settings(env: str, alg: str) -> dict[str, Any]:
+    """Per-environment settings for ``alg``: for offline tasks ``OFFLINE_SETTINGS`` then
+    ``ALGORITHM_OFFLINE_SETTINGS``; the launcher's ``IMAGE_SETTINGS`` for image tasks; the
+    unroll of CPU simulators (``HOST_UNROLL_LENGTH``)."""
     from contrastive_rl.envs.registry import HOST_ENVS
 
     if env.startswith("offline_"):
-        return dict(OFFLINE_SETTINGS)
+        return {**OFFLINE_SETTINGS, **ALGORITHM_OFFLINE_SETTINGS.get(alg, {})}
     settings: dict[str, Any] = {}
     if env in HOST_ENVS:
         settings["unroll_length"] = HOST_UNROLL_LENGTH
