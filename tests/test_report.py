@@ -357,9 +357,7 @@ def test_a_final_policy_evaluation_gives_the_final_value(tmp_path):
     verdict = verdicts["gcbc_no_progress"]  # gcbc's 0.08 (1,000 episodes), not its 0.45
     assert verdict.verdict == "holds" and "gcbc on fetch_push: 0.080 (n=1)" in verdict.measured
     text = (tmp_path / "R.md").read_text()
-    row = (
-        "| fetch_push | gcbc | 0 | paper | 10,000 | 10,000 | 0.3 | 0.080 | crl eval, 1,000 episodes"
-    )
+    row = "| fetch_push | gcbc | 0 | paper | 10,000 | 10,000 | 0.3 | 0.080 | crl eval at 10,000, "
     assert row in text
     # damaged records are passed over; of two with as many episodes, the later one counts
     with open(os.path.join(gcbc, "evaluations.jsonl"), "a") as f:
@@ -371,6 +369,13 @@ def test_a_final_policy_evaluation_gives_the_final_value(tmp_path):
     assert table[("fetch_push", "gcbc")] == [0.09]
     # NCE's only re-evaluation is of an earlier checkpoint: its final value stays 0.5
     assert table[("fetch_push", "contrastive_nce")] == [0.5]
+    # stopped between evaluations (SIGTERM), a run checkpoints past its last record: the
+    # evaluation of that checkpoint is of its newest policy
+    record_evaluation(nce, {"env_steps": 10960, "eval/success": 0.4, "episodes": 1000})
+    table, _ = report.finals(plot.find_runs([root]), "eval/success", 1)
+    assert table[("fetch_push", "contrastive_nce")] == [0.4]
+    verdicts_of(root, tmp_path, "[[claim]]".join(claims[:1] + claims[-1:]))
+    assert "| 0.400 | crl eval at 10,960, 1,000 episodes |" in (tmp_path / "R.md").read_text()
 
 
 def test_runs_a_sweep_plans_without_a_directory_are_not_started(tmp_path):
@@ -413,7 +418,7 @@ def test_keep_metrics_copies_what_the_report_reads_and_not_the_checkpoint(tmp_pa
     (tmp_path / "claims.toml").write_text(CLAIMS)
     result = report.make_report([str(dest)], str(tmp_path / "claims.toml"), str(tmp_path / "R.md"))
     assert result["not_started"] == ["sawyer_bin-gcbc-seed0"]
-    assert "crl eval, 1,000 episodes" in (tmp_path / "R.md").read_text()
+    assert "crl eval at 10,000, 1,000 episodes" in (tmp_path / "R.md").read_text()
     # an evaluation gone from the run (e.g. --overwrite) goes from the copy too
     os.remove(os.path.join(run, "evaluations.jsonl"))
     subprocess.run(["bash", script, str(src), str(dest)], check=True, capture_output=True)
