@@ -233,3 +233,28 @@ def test_actions_clipped_and_move_the_hand(envs):
 def test_bad_name():
     with pytest.raises(ValueError, match="valid choices: sawyer_push"):
         make_sawyer("sawyer_pushh")
+
+
+def test_the_episode_stages_script_tells_an_idle_gripper_from_a_grasp():
+    """scripts/sawyer_episodes.py: a policy that holds still never reaches, grasps or moves the
+    block; one scripted to go down onto it and close reaches and grasps it."""
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "scripts", "sawyer_episodes.py")
+    spec = importlib.util.spec_from_file_location("sawyer_episodes", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    env = make_sawyer("sawyer_bin")
+    idle = script.episode(env, lambda obs: np.zeros(4), seed=3)
+    assert idle["grasped"] == 0 and idle["moved"] < 0.01 and idle["gap"] > script.NEAR
+
+    def grasp(obs):  # above the block, then down, then close: hand and block from the state
+        hand, block = obs[:3], obs[4:7]
+        to_block = np.clip((block + np.array([0.0, 0.0, 0.06]) - hand) * 30, -1, 1)
+        close = 1.0 if np.linalg.norm(env.tcp() - block) < 0.02 else -1.0
+        return np.concatenate([to_block, [close]])
+
+    grasped = script.episode(env, grasp, seed=3)
+    assert grasped["gap"] < script.NEAR and grasped["grasped"] > 0
+    env.close()
