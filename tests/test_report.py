@@ -138,7 +138,7 @@ def test_verdicts_follow_the_rules(runs, tmp_path):
         "| sawyer_bin | contrastive_nce | 0, 1 | paper | 10,000 | 1,000,000 | 0.3 | 0.600 ± 0.141 "
         "| training's last evaluation, 200 episodes |" in text
     )
-    assert "**Still to come**" in text and "sawyer_bin gcbc seed 1: 10,000 of 1,000,000" in text
+    assert "**Still to come**" in text and "sawyer_bin-gcbc-seed1: 10,000 of 1,000,000" in text
     row = next(line for line in text.splitlines() if line.startswith("| NCE beats GCBC on sawyer"))
     assert "contrastive_nce on sawyer_bin: 0.600 ± 0.141 (n=2)" in row
     assert "gcbc on sawyer_bin: 0.050 ± 0.071 (n=2)" in row
@@ -310,8 +310,8 @@ def test_runs_of_one_algorithm_in_two_configurations_are_not_mixed(tmp_path):
         in (verdict.measured[0])
     )
     # The NCE runs differ only in their budget: seeds of one configuration, both finished.
-    assert "fetch_push contrastive_nce" not in " ".join(result["unfinished"])
-    assert "fetch_push gcbc seed 0: 10,000 of 1,000,000" in result["unfinished"]
+    assert "fetch_push-contrastive_nce" not in " ".join(result["unfinished"])
+    assert "fetch_push-gcbc-seed0: 10,000 of 1,000,000" in result["unfinished"]
 
 
 def test_the_generated_by_line_regenerates_the_report(runs, tmp_path, monkeypatch):
@@ -391,7 +391,7 @@ def test_runs_a_sweep_plans_without_a_directory_are_not_started(tmp_path):
     (tmp_path / "claims.toml").write_text(CLAIMS)
     result = report.make_report([root], str(tmp_path / "claims.toml"), str(tmp_path / "R.md"))
     assert result["not_started"] == ["sawyer_bin-contrastive_nce-seed0", "sawyer_bin-gcbc-seed0"]
-    assert result["unfinished"] == ["fetch_push gcbc seed 0: 10,000 of 1,000,000"]
+    assert result["unfinished"] == ["fetch_push-gcbc-seed0: 10,000 of 1,000,000"]
     text = (tmp_path / "R.md").read_text()
     assert "**Not started** (planned by the sweep): sawyer_bin-contrastive_nce-seed0; " in text
 

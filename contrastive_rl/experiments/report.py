@@ -316,9 +316,10 @@ def budget_rows(runs: Sequence[plot.RunData], metric: str, window: int) -> list[
 
 
 def unfinished(runs: Sequence[plot.RunData]) -> list[str]:
-    """The runs short of their planned steps (still running, or stopped to resume later)."""
+    """The runs short of their planned steps (still running, or stopped to resume later), by
+    their directory names (unique, where env, algorithm and seed are not in a grid)."""
     return [
-        f"{r.config['env']} {r.config['alg']} seed {r.config['seed']}: "
+        f"{os.path.basename(os.path.normpath(r.path))}: "
         f"{reached_steps(r):,} of {int(r.config['steps']):,}"
         for r in runs
         if reached_steps(r) < int(r.config["steps"])
