@@ -196,13 +196,10 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def command_eval(args: argparse.Namespace) -> int:
-    from contrastive_rl.runs.metrics import EVALUATIONS_JSONL
     from contrastive_rl.training.runner import evaluate_run
 
     result = evaluate_run(args.run_dir, args.episodes, record=not args.no_record)
     print(json.dumps(result, indent=1))
-    if not args.no_record:
-        print(f"recorded in {args.run_dir.rstrip('/')}/{EVALUATIONS_JSONL}", file=sys.stderr)
     return 0
 
 

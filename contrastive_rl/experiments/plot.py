@@ -206,7 +206,7 @@ def final_value(run: RunData, metric: str, window: int = 1) -> float | None:
     return float(ys[-window:].mean()) if len(ys) else None
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample std; the std is NaN for a single seed (it has no spread to show)."""
     a = np.asarray(values, np.float64)
     return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else float("nan")
@@ -238,8 +238,8 @@ def summary_rows(groups: Groups, metric: str, window: int = 1) -> list[dict[str,
                     "env": env,
                     "label": label,
                     "seeds": len(done),
-                    "final": _mean_std(finals),
-                    "best": _mean_std(bests),
+                    "final": mean_std(finals),
+                    "best": mean_std(bests),
                     "steps": (min(steps), max(steps)),
                     "unit": unit,
                 }

@@ -229,8 +229,7 @@ def judge(
 
     def shown(env: str, alg: str) -> str:
         v = table[(env, alg)]
-        std = np.std(v, ddof=1) if len(v) > 1 else float("nan")
-        return f"{alg} on {env}: {plot.mean_std_text(float(np.mean(v)), std)} (n={len(v)})"
+        return f"{alg} on {env}: {plot.mean_std_text(*plot.mean_std(v))} (n={len(v)})"
 
     measured = sorted({shown(env, alg) for env, alg in needed})
     m, envs, a, b = claim.margin, claim.envs, claim.a, claim.b
@@ -305,8 +304,7 @@ def budget_rows(runs: Sequence[plot.RunData], metric: str, window: int) -> list[
         wall = f"{np.mean(minutes):.1f}" if minutes else "-"
         of = ", ".join(f"{p:,}" for p in planned)
         values = [v for v in (final_of(r, metric, window) for r in group) if v is not None]
-        std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
-        final = plot.mean_std_text(float(np.mean(values)), std) if values else "-"
+        final = plot.mean_std_text(*plot.mean_std(values)) if values else "-"
         source = final_source(group, metric, window)
         rows.append(
             f"| {env} | {alg} | {seeds} | {presets} | {budget} | {of} | {wall} | {final} "
@@ -330,16 +328,15 @@ def not_started(paths: Sequence[str]) -> list[str]:
     """The runs that a sweep directory among ``paths`` plans (its ``sweep.json``) and that have
     no directory there yet."""
     from contrastive_rl.experiments.spec import expand
-    from contrastive_rl.experiments.sweep import SWEEP_FILE, read_spec
+    from contrastive_rl.experiments.sweep import SWEEP_FILE, inspect, read_spec
 
-    planned = []
-    for path in paths:
-        if not os.path.isfile(os.path.join(path, SWEEP_FILE)):
-            continue
-        for run in expand(read_spec(path)):
-            if not os.path.isdir(os.path.join(path, run.name)):
-                planned.append(run.name)
-    return planned
+    sweeps = [path for path in paths if os.path.isfile(os.path.join(path, SWEEP_FILE))]
+    return [
+        run.name
+        for path in sweeps
+        for run in expand(read_spec(path))
+        if inspect(run, path).state == "new"  # what `crl sweep` would start
+    ]
 
 
 def read_note(note: str) -> str:

@@ -387,5 +387,6 @@ def evaluate_run(path: str, episodes: int | None = None, record: bool = False) -
         if now is None or now < progress["env_steps"]:  # but not start again (--overwrite)
             print(f"not recorded: {path} was replaced during the evaluation", file=sys.stderr)
         else:
-            record_evaluation(path, {**evaluation, "episodes": config.eval_episodes})
+            file = record_evaluation(path, {**evaluation, "episodes": config.eval_episodes})
+            print(f"recorded in {file}", file=sys.stderr)
     return evaluation
